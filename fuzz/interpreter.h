@@ -1,0 +1,96 @@
+// The op interpreter: runs the ops of a Program against the pool API and
+// checks the oracles that sanitizers cannot see.
+//
+// One World serves one run of one program. Threads call RunOp() with their
+// own index only; how they interleave is the executor's business (real
+// threads for the free-running executor and the stress tests, one thread at a
+// time for the scheduler). The oracles:
+//   - owner stamps: every held object carries its owner's stamp in every word;
+//     a stamp changed by anyone else means the object had two owners (or was
+//     written by the pool while in use);
+//   - stats invariants at quiescent points (no op in flight): for every pool,
+//     allocated == used + free and used == the objects the threads hold;
+//   - at the end, after every thread has freed what it held and the shared
+//     pools are flushed: allocated == used == 0.
+// A failed oracle prints what failed, the op and the program, then aborts:
+// libFuzzer records that as a crash, a test as a failure.
+
+#ifndef POOLGUARD_FUZZ_INTERPRETER_H_
+#define POOLGUARD_FUZZ_INTERPRETER_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fuzz/op_program.h"
+#include "pool/pool.h"
+
+namespace poolguard::fuzz {
+
+// Reports an oracle failure and aborts. `oracle` is a short stable name
+// ("double_owner", "stats_invariant", "hang", ...) that triage tools parse.
+[[noreturn]] void OracleFailure(std::string_view oracle, const std::string& message);
+
+class World {
+ public:
+  // Pools every thread uses: created before the threads start, destroyed after.
+  static constexpr size_t kSharedPools = 2;
+  // Pools each thread creates and destroys itself (create/destroy ops).
+  static constexpr size_t kPrivatePools = 2;
+  // Objects one thread may hold at once; further allocs are no-ops.
+  static constexpr size_t kMaxHeld = 24;
+
+  explicit World(const Program& program);
+  // Runs the final checks (see FinishRun) if not done yet.
+  ~World();
+
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  size_t num_threads() const { return threads_.size(); }
+
+  // Runs op `index` of thread `thread`. Only thread `thread` may call this
+  // with that index, and its ops must run in order.
+  void RunOp(size_t thread, size_t index);
+
+  // Frees what thread `thread` still holds and destroys its private pools.
+  void FinishThread(size_t thread);
+
+  // Checks the stats invariants. REQUIRES: no op in flight in any thread.
+  void CheckQuiescent() const;
+
+  // After every FinishThread(): flushes the shared pools and checks that
+  // nothing is left. REQUIRES: no thread running.
+  void FinishRun();
+
+ private:
+  struct Held {
+    Pool* pool;
+    unsigned char* object;
+    uint64_t stamp;
+  };
+  struct ThreadState {
+    std::vector<Held> held;
+    std::array<std::unique_ptr<Pool>, kPrivatePools> private_pools;
+    uint64_t next_serial = 0;
+  };
+
+  Pool* PoolFor(size_t thread, uint8_t arg) const;
+  uint64_t NewStamp(size_t thread);
+  void Stamp(const Held& held) const;
+  void CheckStamp(size_t thread, const Held& held, std::string_view when) const;
+  std::string Where(size_t thread) const;
+
+  const Program& program_;
+  std::array<std::unique_ptr<Pool>, kSharedPools> shared_pools_;
+  std::vector<ThreadState> threads_;
+  bool finished_ = false;
+};
+
+}  // namespace poolguard::fuzz
+
+#endif  // POOLGUARD_FUZZ_INTERPRETER_H_

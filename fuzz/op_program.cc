@@ -1,0 +1,103 @@
+#include "fuzz/op_program.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace poolguard::fuzz {
+
+std::string_view OpKindName(OpKind kind) {
+  switch (kind) {
+    case OpKind::kAlloc:
+      return "alloc";
+    case OpKind::kFree:
+      return "free";
+    case OpKind::kWriteStamp:
+      return "write";
+    case OpKind::kCheckStamp:
+      return "check";
+    case OpKind::kFlush:
+      return "flush";
+    case OpKind::kGcAll:
+      return "gc_all";
+    case OpKind::kCreatePool:
+      return "create_pool";
+    case OpKind::kDestroyPool:
+      return "destroy_pool";
+    case OpKind::kNumKinds:
+      break;
+  }
+  return "?";
+}
+
+Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed) {
+  Program program;
+  size_t pos = 0;
+  const size_t threads =
+      Program::kMinThreads +
+      (bytes.empty() ? 0
+                     : bytes[pos++] % (Program::kMaxThreads - Program::kMinThreads + 1));
+  program.threads.resize(threads);
+  const size_t max_ops = threads * Program::kMaxOpsPerThread;
+  size_t ops = 0;
+  while (pos + 2 <= bytes.size() && ops < max_ops) {
+    const uint8_t head = bytes[pos];
+    const uint8_t arg = bytes[pos + 1];
+    pos += 2;
+    ++ops;
+    std::vector<Op>& thread = program.threads[(head >> 4) % threads];
+    if (thread.size() >= Program::kMaxOpsPerThread) continue;
+    thread.push_back(
+        Op{static_cast<OpKind>((head & 0x0f) % static_cast<uint8_t>(OpKind::kNumKinds)),
+           arg});
+  }
+  if (consumed != nullptr) *consumed = pos;
+  return program;
+}
+
+Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
+  // splitmix64: small, fast, and the same sequence on every platform.
+  uint64_t state = seed;
+  auto next = [&state] {
+    uint64_t z = (state += 0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
+    return z ^ (z >> 31);
+  };
+  Program program;
+  program.threads.resize(options.threads);
+  for (size_t t = 0; t < options.threads; ++t) {
+    const uint32_t mask = t < options.kinds_per_thread.size()
+                              ? options.kinds_per_thread[t] & kAllKinds
+                              : kAllKinds;
+    std::vector<OpKind> kinds;
+    for (int k = 0; k < static_cast<int>(OpKind::kNumKinds); ++k) {
+      if (mask & (uint32_t{1} << k)) kinds.push_back(static_cast<OpKind>(k));
+    }
+    if (kinds.empty()) continue;
+    for (size_t i = 0; i < options.ops_per_thread; ++i) {
+      const uint64_t r = next();
+      program.threads[t].push_back(
+          Op{kinds[r % kinds.size()], static_cast<uint8_t>(r >> 32)});
+    }
+  }
+  return program;
+}
+
+std::string ProgramToString(const Program& program, size_t max_ops_per_thread) {
+  std::string out;
+  for (size_t t = 0; t < program.threads.size(); ++t) {
+    const std::vector<Op>& ops = program.threads[t];
+    absl::StrAppend(&out, "thread ", t, ":");
+    // Long (generated) programs are listed in part; they replay from their seed.
+    const size_t shown = std::min(ops.size(), max_ops_per_thread);
+    for (size_t i = 0; i < shown; ++i) {
+      absl::StrAppend(&out, " ", OpKindName(ops[i].kind), "(", ops[i].arg, ")");
+    }
+    if (shown < ops.size()) absl::StrAppend(&out, " ... (", ops.size(), " ops)");
+    absl::StrAppend(&out, "\n");
+  }
+  return out;
+}
+
+}  // namespace poolguard::fuzz

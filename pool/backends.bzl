@@ -1,0 +1,145 @@
+"""The list of pool backends, and the macros that expand it into targets.
+
+One list drives every configuration (the pattern of tcmalloc's variants.bzl):
+adding a backend is one new folder `backends/<name>/` that calls
+`pool_backend_library`, plus one entry in BACKENDS below.
+
+For each backend `b`, these macros generate:
+  //backends/b:b            the backend, exporting "poolguard/backend.h"
+  //pool:pool_b             the pool API linked with backend b
+  <test>_b                  one test per backend, from pool_cc_test
+  <test>                    a test_suite over every backend's <test>_b
+while //pool (//pool:pool) follows the --//pool:backend flag.
+"""
+
+# Every backend users can pick with --//pool:backend. The seeded-bug variants
+# (fuzz/mutants) are deliberately not here: they are never a production choice.
+BACKENDS = [
+    # Free list under one lock (a spinlock: see backends/locked/locked_backend.h).
+    "locked",
+    # DWCAS {head, tag} free list with a claim protocol; flush/gc under a spinlock.
+    "lockless",
+]
+
+# The backend //pool links when --//pool:backend is not given.
+DEFAULT_BACKEND = "lockless"
+
+# Warnings for poolguard's own code (not for external repositories).
+POOLGUARD_COPTS = [
+    "-Wall",
+    "-Wextra",
+    "-Wno-unused-parameter",
+    "-Wthread-safety",
+    "-Werror=thread-safety",
+]
+
+def pool_backend_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kwargs):
+    """A backend: `backend.h` in the calling package is exported as "poolguard/backend.h".
+
+    backend.h must define `poolguard::internal::Backend`, the backend class that
+    pool/pool.h holds by value; backends/README.md lists what it must provide.
+
+    Args:
+      name: the backend's name, equal to its folder name and its BACKENDS entry.
+      srcs: implementation files.
+      hdrs: headers besides backend.h.
+      deps: extra dependencies; //pool:internal is always added.
+      copts: extra compiler options.
+      **kwargs: passed to cc_library.
+    """
+    native.cc_library(
+        name = name + "_backend_h",
+        hdrs = ["backend.h"],
+        include_prefix = "poolguard",
+        strip_include_prefix = "/" + native.package_name(),
+        deps = [":" + name + "_impl"],
+        visibility = ["//visibility:private"],
+    )
+    native.cc_library(
+        name = name + "_impl",
+        srcs = srcs,
+        hdrs = hdrs,
+        copts = POOLGUARD_COPTS + copts,
+        deps = deps + ["//pool:internal"],
+        visibility = ["//visibility:private"],
+        **kwargs
+    )
+    native.cc_library(
+        name = name,
+        deps = [name + "_backend_h", name + "_impl"],
+        visibility = ["//pool:__pkg__", "//fuzz:__subpackages__", "//tools:__subpackages__", "//tests:__subpackages__"],
+    )
+
+def pool_cc_test(name, srcs, deps = [], pool_deps = [], backends = BACKENDS, copts = [], **kwargs):
+    """A cc_test per backend, `<name>_<backend>`, each linking //pool:pool_<backend>.
+
+    Also defines the test_suite `<name>` over all of them, so `bazel test //...`
+    covers every backend in one invocation whatever --//pool:backend says.
+
+    Args:
+      name: base name.
+      srcs: test sources, written against pool/pool.h.
+      deps: dependencies besides the pool library.
+      pool_deps: per-backend libraries (by base label), linked as <label>_<backend>.
+      backends: the backends to generate for (default: all).
+      copts: extra compiler options.
+      **kwargs: passed to each cc_test.
+    """
+    tests = []
+    for backend in backends:
+        native.cc_test(
+            name = name + "_" + backend,
+            srcs = srcs,
+            copts = POOLGUARD_COPTS + copts,
+            deps = deps + _per_backend(pool_deps, backend) + ["//pool:pool_" + backend],
+            **kwargs
+        )
+        tests.append(name + "_" + backend)
+    native.test_suite(name = name, tests = tests, tags = kwargs.get("tags", []))
+
+def _per_backend(labels, backend):
+    return [label + "_" + backend for label in labels]
+
+def pool_cc_library(name, pool_deps = [], deps = [], backends = BACKENDS, copts = [], **kwargs):
+    """A cc_library per backend, `<name>_<backend>`, for code written against pool/pool.h.
+
+    Args:
+      name: base name.
+      pool_deps: other per-backend libraries (by base label), linked as <label>_<backend>.
+      deps: ordinary dependencies.
+      backends: the backends to generate for (default: all).
+      copts: extra compiler options.
+      **kwargs: passed to each cc_library.
+    """
+    for backend in backends:
+        native.cc_library(
+            name = name + "_" + backend,
+            copts = POOLGUARD_COPTS + copts,
+            deps = deps + _per_backend(pool_deps, backend) + ["//pool:pool_" + backend],
+            **kwargs
+        )
+
+def pool_cc_binary(name, srcs, deps = [], pool_deps = [], backends = BACKENDS, copts = [], **kwargs):
+    """A cc_binary per backend, `<name>_<backend>`, and an alias `<name>` to the default one.
+
+    Args:
+      name: base name.
+      srcs: sources.
+      deps: dependencies besides the pool library.
+      pool_deps: per-backend libraries (by base label), linked as <label>_<backend>.
+      backends: the backends to generate for (default: all).
+      copts: extra compiler options.
+      **kwargs: passed to each cc_binary.
+    """
+    for backend in backends:
+        native.cc_binary(
+            name = name + "_" + backend,
+            srcs = srcs,
+            copts = POOLGUARD_COPTS + copts,
+            deps = deps + _per_backend(pool_deps, backend) + ["//pool:pool_" + backend],
+            **kwargs
+        )
+    native.alias(
+        name = name,
+        actual = ":" + name + "_" + DEFAULT_BACKEND,
+    )

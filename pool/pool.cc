@@ -1,0 +1,92 @@
+#include "pool/pool.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "pool/registry.h"
+
+namespace poolguard {
+namespace {
+
+bool IsPowerOfTwo(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+absl::Status Invalid(const PoolOptions& options, std::string_view message) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("pool '", options.name, "': PoolOptions.", message));
+}
+
+absl::StatusOr<internal::PoolLayout> MakeLayout(const PoolOptions& options) {
+  if (options.object_size == 0) {
+    return Invalid(options, "object_size must be > 0");
+  }
+  if (!IsPowerOfTwo(options.alignment)) {
+    return Invalid(options, absl::StrCat("alignment must be a power of two, not ",
+                                         options.alignment));
+  }
+  internal::PoolLayout layout;
+  layout.name = options.name;
+  layout.object_size = options.object_size;
+  // A free object keeps its link in its first word.
+  layout.alignment = std::max(options.alignment, alignof(void*));
+  const size_t size = std::max(options.object_size, sizeof(void*));
+  if (size > SIZE_MAX - (layout.alignment - 1)) {
+    return Invalid(options,
+                   absl::StrCat("object_size ", options.object_size,
+                                " overflows when rounded up to alignment ",
+                                layout.alignment));
+  }
+  layout.slot_size = (size + layout.alignment - 1) & ~(layout.alignment - 1);
+  constexpr size_t kBackendMax = internal::Backend::kMaxObjects;
+  if (options.max_objects > kBackendMax) {
+    return Invalid(options, absl::StrCat("max_objects ", options.max_objects,
+                                         " exceeds the ", internal::Backend::kName,
+                                         " backend's limit of ", kBackendMax));
+  }
+  layout.max_objects = options.max_objects == 0 ? kBackendMax : options.max_objects;
+  layout.min_free = options.min_free;
+  return layout;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolOptions& options) {
+  absl::StatusOr<internal::PoolLayout> layout = MakeLayout(options);
+  if (!layout.ok()) return layout.status();
+  // Not make_unique: the constructor is private.
+  std::unique_ptr<Pool> pool(new Pool(*std::move(layout)));
+  internal::Registry::Add(pool.get());
+  return pool;
+}
+
+Pool::Pool(internal::PoolLayout layout)
+    : layout_(std::move(layout)), backend_(layout_) {}
+
+Pool::~Pool() {
+  // Leave the registry first: it waits for a GcAll() that walks this pool, and
+  // none can start on it afterwards.
+  internal::Registry::Remove(this);
+#ifndef NDEBUG
+  const PoolStats stats = backend_.Stats();
+  if (stats.used != 0) {
+    std::fprintf(stderr,
+                 "poolguard: pool '%s' destroyed with %zu object(s) still in "
+                 "use (allocated %zu, free %zu)\n",
+                 layout_.name.c_str(), stats.used, stats.allocated, stats.free);
+    std::abort();
+  }
+#endif
+  // backend_'s destructor releases the free objects.
+}
+
+void GcAll() {
+  internal::Registry::ForEach([](Pool* pool) { pool->backend_.Gc(); });
+}
+
+std::string_view BackendName() { return internal::Backend::kName; }
+
+}  // namespace poolguard

@@ -1,0 +1,120 @@
+// poolguard: fixed-size object pools whose concurrency strategy is chosen at
+// build time.
+//
+// A Pool hands out objects of one size and alignment. Freed objects stay in
+// the pool for the next Alloc(); Flush() gives a pool's free objects back to
+// the system, and GcAll() trims every live pool down to its `min_free`.
+//
+//   absl::StatusOr<std::unique_ptr<poolguard::Pool>> pool =
+//       poolguard::Pool::Create({.name = "session", .object_size = 96});
+//   if (!pool.ok()) return pool.status();
+//   void* session = (*pool)->Alloc();   // nullptr: limit reached or no memory
+//   ...
+//   (*pool)->Free(session);
+//
+// The backend (--//pool:backend=locked|lockless) is compiled in: no virtual
+// call stands between Alloc()/Free() and it. BackendName() says which.
+//
+// Thread safety: every function here may be called from any thread at the
+// same time as any other, including Create() and GcAll(). Only the
+// destruction of a pool must not race with calls on that same pool.
+//
+// An object's life, and what is invalid:
+//
+//   state             | Alloc() returns it | Free(it)       | access to it
+//   ------------------+--------------------+----------------+---------------
+//   in use (yours)    | -                  | -> free        | yours
+//   free (in pool)    | -> in use          | invalid        | invalid
+//   released (system) | (new memory)       | invalid        | invalid
+//
+// Invalid means undefined behaviour. Under ASan (--config=asan) a free
+// object is poisoned, so accesses to it are reported, and released memory is
+// really freed. Freeing into another pool, or a pointer no pool handed out, is
+// also invalid.
+
+#ifndef POOLGUARD_POOL_POOL_H_
+#define POOLGUARD_POOL_POOL_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "pool/layout.h"
+#include "pool/pool_types.h"
+#include "poolguard/backend.h"
+
+namespace poolguard {
+namespace internal {
+class Registry;
+}  // namespace internal
+
+class Pool {
+ public:
+  // Creates a pool and registers it for GcAll(). Returns InvalidArgument,
+  // naming the field, when: object_size is 0; alignment is not a power of
+  // two; rounding object_size up to the alignment overflows; max_objects
+  // exceeds what the backend can count (the lockless backend: 2^32 - 1).
+  static absl::StatusOr<std::unique_ptr<Pool>> Create(
+      const PoolOptions& options);
+
+  // Releases every free object and leaves the registry, waiting for a
+  // GcAll() that is walking this pool.
+  // REQUIRES: no object of this pool is in use (debug builds check and abort
+  // naming the pool), and no other call on this pool is in flight.
+  ~Pool();
+
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Returns an object of object_size() bytes aligned to alignment(), or
+  // nullptr when max_objects objects are in use or the system has no memory
+  // (each such call counts in PoolStats::failed).
+  void* Alloc() { return backend_.Alloc(); }
+
+  // Gives an object back to the pool; nullptr is a no-op.
+  // REQUIRES: object came from this pool's Alloc() and is not already free.
+  void Free(void* object) {
+    if (object != nullptr) backend_.Free(object);
+  }
+
+  // Releases every free object of this pool to the system. Objects freed
+  // concurrently may stay; once other threads are quiet, allocated == used.
+  void Flush() { backend_.Flush(); }
+
+  PoolStats Stats() const { return backend_.Stats(); }
+
+  const std::string& name() const { return layout_.name; }
+  // Usable bytes per object, as requested.
+  size_t object_size() const { return layout_.object_size; }
+  // Bytes each object occupies (object_size rounded up for alignment).
+  size_t slot_size() const { return layout_.slot_size; }
+  size_t alignment() const { return layout_.alignment; }
+
+ private:
+  friend void GcAll();
+  friend class internal::Registry;
+
+  explicit Pool(internal::PoolLayout layout);
+
+  // Declared before backend_, which keeps a reference to it.
+  const internal::PoolLayout layout_;
+  internal::Backend backend_;
+
+  // The registry's intrusive list of live pools, guarded by its lock
+  // (pool/registry.cc).
+  Pool* registry_prev_ = nullptr;
+  Pool* registry_next_ = nullptr;
+};
+
+// For every live pool, releases free objects beyond its min_free, as HAProxy's
+// pool_gc(). Safe beside any other call; a pool being destroyed waits for it.
+void GcAll();
+
+// The backend this binary was built with: "locked" or "lockless".
+std::string_view BackendName();
+
+}  // namespace poolguard
+
+#endif  // POOLGUARD_POOL_POOL_H_

@@ -1,0 +1,25 @@
+#include "pool/sched_point.h"
+
+#if defined(POOLGUARD_SCHEDULE_POINTS)
+
+#include <atomic>
+
+namespace poolguard::internal {
+namespace {
+// relaxed: set once before the controlled threads start (thread creation
+// orders it), read on every point.
+std::atomic<SchedPointHook> g_hook{nullptr};
+}  // namespace
+
+void SetSchedPointHook(SchedPointHook hook) {
+  g_hook.store(hook, std::memory_order_relaxed);
+}
+
+void RunSchedPointHook(SchedPoint point) {
+  SchedPointHook hook = g_hook.load(std::memory_order_relaxed);
+  if (hook != nullptr) hook(point);
+}
+
+}  // namespace poolguard::internal
+
+#endif  // POOLGUARD_SCHEDULE_POINTS

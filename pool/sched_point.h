@@ -1,0 +1,47 @@
+// Schedule points: marks on the shared-memory steps of the pool code.
+//
+// POOLGUARD_SCHED_POINT(kind) sits on the line of each step that another
+// thread can observe or disturb: the load of a free-list head, the read of a
+// `next` link, each CAS, each lock and unlock, each release to the system.
+//
+// In production builds it expands to nothing, so the optimized object code is
+// the same as without it. In fuzz builds (POOLGUARD_SCHEDULE_POINTS defined,
+// see //fuzz), it calls a hook that a scheduler installs: the scheduler runs
+// one thread at a time and may switch threads at any such point, which lets a
+// fuzzer choose and replay interleavings.
+
+#ifndef POOLGUARD_POOL_SCHED_POINT_H_
+#define POOLGUARD_POOL_SCHED_POINT_H_
+
+namespace poolguard::internal {
+
+enum class SchedPoint {
+  kLoadHead,        // before reading a free-list head
+  kReadNext,        // before reading the link of a free object
+  kCas,             // before a compare-and-swap on a shared word
+  kStoreHead,       // before a plain store to a shared word
+  kLock,            // before trying to take a lock
+  kUnlock,          // before releasing a lock
+  kSpin,            // in a wait loop: another thread must move first
+  kAllocateSystem,  // before obtaining memory from the system
+  kReleaseSystem,   // before releasing memory to the system
+};
+
+#if defined(POOLGUARD_SCHEDULE_POINTS)
+// Installed by a scheduler before the threads it controls start; nullptr (the
+// default) makes every point a no-op.
+using SchedPointHook = void (*)(SchedPoint);
+void SetSchedPointHook(SchedPointHook hook);
+void RunSchedPointHook(SchedPoint point);
+#endif
+
+}  // namespace poolguard::internal
+
+#if defined(POOLGUARD_SCHEDULE_POINTS)
+#define POOLGUARD_SCHED_POINT(kind) \
+  ::poolguard::internal::RunSchedPointHook(::poolguard::internal::SchedPoint::kind)
+#else
+#define POOLGUARD_SCHED_POINT(kind) static_cast<void>(0)
+#endif
+
+#endif  // POOLGUARD_POOL_SCHED_POINT_H_

@@ -1,0 +1,70 @@
+// The system memory layer: every block a backend obtains from or gives back to
+// the system goes through these two functions, and nothing else in a backend
+// calls malloc or free.
+//
+// Release is a real free(): under AddressSanitizer any later access to the
+// block is a heap-use-after-free report, not luck. The same layer holds the
+// ASan poisoning helpers for objects that sit in a free list.
+
+#ifndef POOLGUARD_POOL_SYSTEM_MEMORY_H_
+#define POOLGUARD_POOL_SYSTEM_MEMORY_H_
+
+#include <cstddef>
+
+#include "absl/base/attributes.h"
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOLGUARD_ASAN 1
+#endif
+#endif
+#if !defined(POOLGUARD_ASAN) && defined(__SANITIZE_ADDRESS__)
+#define POOLGUARD_ASAN 1
+#endif
+
+#if defined(POOLGUARD_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace poolguard::internal {
+
+// Returns `size` bytes aligned to `alignment` (a power of two, and `size` a
+// multiple of it), or nullptr when the system has no memory.
+void* AllocateFromSystem(size_t size, size_t alignment);
+
+// Gives back a block from AllocateFromSystem() with the same size and alignment.
+void ReleaseToSystem(void* block, size_t size, size_t alignment);
+
+// ASan: makes a whole free object inaccessible while it sits in a free list.
+inline void PoisonObject(void* object, size_t size) {
+#if defined(POOLGUARD_ASAN)
+  ASAN_POISON_MEMORY_REGION(object, size);
+#endif
+}
+
+// ASan: makes an object accessible again as it leaves the pool for its user.
+inline void UnpoisonObject(void* object, size_t size) {
+#if defined(POOLGUARD_ASAN)
+  ASAN_UNPOISON_MEMORY_REGION(object, size);
+#endif
+}
+
+// The link of a free object is its first word. Reading or writing it
+// unpoisons that word only; the rest of the object stays poisoned.
+inline void* ReadLink(void* object) {
+#if defined(POOLGUARD_ASAN)
+  ASAN_UNPOISON_MEMORY_REGION(object, sizeof(void*));
+#endif
+  return *static_cast<void**>(object);
+}
+
+inline void WriteLink(void* object, void* next) {
+#if defined(POOLGUARD_ASAN)
+  ASAN_UNPOISON_MEMORY_REGION(object, sizeof(void*));
+#endif
+  *static_cast<void**>(object) = next;
+}
+
+}  // namespace poolguard::internal
+
+#endif  // POOLGUARD_POOL_SYSTEM_MEMORY_H_

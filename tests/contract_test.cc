@@ -1,0 +1,304 @@
+// The pool contract, written only against pool/pool.h: every backend must pass.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "pool/pool.h"
+
+namespace poolguard {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::unique_ptr<Pool> MakePool(PoolOptions options) {
+  absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
+  EXPECT_TRUE(pool.ok()) << pool.status();
+  return pool.ok() ? *std::move(pool) : nullptr;
+}
+
+std::unique_ptr<Pool> MakePool(std::string name, size_t object_size,
+                               size_t min_free = 0, size_t max_objects = 0) {
+  PoolOptions options;
+  options.name = std::move(name);
+  options.object_size = object_size;
+  options.min_free = min_free;
+  options.max_objects = max_objects;
+  return MakePool(options);
+}
+
+void ExpectStats(const Pool& pool, size_t allocated, size_t used, size_t free) {
+  const PoolStats stats = pool.Stats();
+  EXPECT_EQ(stats.allocated, allocated) << pool.name();
+  EXPECT_EQ(stats.used, used) << pool.name();
+  EXPECT_EQ(stats.free, free) << pool.name();
+}
+
+TEST(BackendNameTest, IsAKnownBackend) {
+  EXPECT_THAT(BackendName(), ::testing::AnyOf("locked", "lockless", "tlcache"));
+}
+
+TEST(CreateTest, RejectsZeroObjectSize) {
+  PoolOptions options;
+  options.name = "zero";
+  absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
+  ASSERT_EQ(pool.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(pool.status().message(), HasSubstr("object_size"));
+  EXPECT_THAT(pool.status().message(), HasSubstr("zero"));
+}
+
+TEST(CreateTest, RejectsAlignmentThatIsNotAPowerOfTwo) {
+  for (size_t alignment : {size_t{0}, size_t{3}, size_t{24}, size_t{96}}) {
+    PoolOptions options;
+    options.name = "odd";
+    options.object_size = 64;
+    options.alignment = alignment;
+    absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
+    ASSERT_EQ(pool.status().code(), absl::StatusCode::kInvalidArgument)
+        << alignment;
+    EXPECT_THAT(pool.status().message(), HasSubstr("alignment"));
+  }
+}
+
+TEST(CreateTest, RejectsSizesWhoseRoundingOverflows) {
+  PoolOptions options;
+  options.name = "huge";
+  options.object_size = SIZE_MAX - 10;
+  options.alignment = 64;
+  absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
+  ASSERT_EQ(pool.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(pool.status().message(), HasSubstr("object_size"));
+
+  options.object_size = (size_t{1} << 63) + 1;
+  options.alignment = size_t{1} << 63;
+  pool = Pool::Create(options);
+  ASSERT_EQ(pool.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CreateTest, AcceptsTinyObjects) {
+  std::unique_ptr<Pool> pool = MakePool("tiny", 1);
+  ASSERT_NE(pool, nullptr);
+  EXPECT_EQ(pool->object_size(), 1u);
+  EXPECT_GE(pool->slot_size(), sizeof(void*));
+  void* object = pool->Alloc();
+  ASSERT_NE(object, nullptr);
+  static_cast<char*>(object)[0] = 'x';
+  pool->Free(object);
+}
+
+TEST(AllocTest, HonoursAlignment) {
+  for (size_t alignment = 1; alignment <= 4096; alignment *= 2) {
+    PoolOptions options;
+    options.name = "aligned";
+    options.object_size = 24;
+    options.alignment = alignment;
+    std::unique_ptr<Pool> pool = MakePool(options);
+    ASSERT_NE(pool, nullptr);
+    EXPECT_EQ(pool->slot_size() % pool->alignment(), 0u);
+    std::vector<void*> objects;
+    for (int i = 0; i < 16; ++i) {
+      void* object = pool->Alloc();
+      ASSERT_NE(object, nullptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(object) % alignment, 0u)
+          << "alignment " << alignment;
+      objects.push_back(object);
+    }
+    for (void* object : objects) pool->Free(object);
+  }
+}
+
+TEST(AllocTest, DefaultAlignmentIsMaxAlign) {
+  std::unique_ptr<Pool> pool = MakePool("default", 3);
+  void* object = pool->Alloc();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(object) % alignof(std::max_align_t), 0u);
+  pool->Free(object);
+}
+
+TEST(AllocTest, ObjectsAreDistinctAndKeepTheirContents) {
+  constexpr size_t kSize = 40;
+  std::unique_ptr<Pool> pool = MakePool("distinct", kSize);
+  std::vector<unsigned char*> objects;
+  for (int i = 0; i < 500; ++i) {
+    auto* object = static_cast<unsigned char*>(pool->Alloc());
+    ASSERT_NE(object, nullptr);
+    std::memset(object, i & 0xff, kSize);
+    objects.push_back(object);
+  }
+  EXPECT_EQ(std::set<unsigned char*>(objects.begin(), objects.end()).size(),
+            objects.size());
+  for (size_t i = 0; i < objects.size(); ++i) {
+    for (size_t b = 0; b < kSize; ++b) {
+      ASSERT_EQ(objects[i][b], i & 0xff) << "object " << i << " byte " << b;
+    }
+  }
+  for (unsigned char* object : objects) pool->Free(object);
+}
+
+TEST(AllocTest, FreedObjectsAreReused) {
+  std::unique_ptr<Pool> pool = MakePool("reuse", 64);
+  std::set<void*> seen;
+  for (int i = 0; i < 4; ++i) seen.insert(pool->Alloc());
+  for (void* object : seen) pool->Free(object);
+  ExpectStats(*pool, 4, 0, 4);
+  for (int round = 0; round < 100; ++round) {
+    std::vector<void*> objects;
+    for (int i = 0; i < 4; ++i) {
+      void* object = pool->Alloc();
+      EXPECT_TRUE(seen.count(object)) << "round " << round;
+      objects.push_back(object);
+    }
+    for (void* object : objects) pool->Free(object);
+  }
+  ExpectStats(*pool, 4, 0, 4);
+}
+
+TEST(FreeTest, NullIsANoOp) {
+  std::unique_ptr<Pool> pool = MakePool("null", 16);
+  pool->Free(nullptr);
+  ExpectStats(*pool, 0, 0, 0);
+}
+
+TEST(StatsTest, CountsAllocatedUsedAndFree) {
+  std::unique_ptr<Pool> pool = MakePool("stats", 32);
+  ExpectStats(*pool, 0, 0, 0);
+  std::vector<void*> objects;
+  for (int i = 0; i < 10; ++i) objects.push_back(pool->Alloc());
+  ExpectStats(*pool, 10, 10, 0);
+  for (int i = 0; i < 4; ++i) {
+    pool->Free(objects.back());
+    objects.pop_back();
+  }
+  ExpectStats(*pool, 10, 6, 4);
+  objects.push_back(pool->Alloc());
+  ExpectStats(*pool, 10, 7, 3);
+  EXPECT_EQ(pool->Stats().failed, 0u);
+  for (void* object : objects) pool->Free(object);
+  ExpectStats(*pool, 10, 0, 10);
+}
+
+TEST(FlushTest, ReleasesEveryFreeObject) {
+  std::unique_ptr<Pool> pool = MakePool("flush", 128);
+  std::vector<void*> objects;
+  for (int i = 0; i < 20; ++i) objects.push_back(pool->Alloc());
+  for (int i = 0; i < 15; ++i) {
+    pool->Free(objects.back());
+    objects.pop_back();
+  }
+  ExpectStats(*pool, 20, 5, 15);
+  pool->Flush();
+  ExpectStats(*pool, 5, 5, 0);
+  // The pool still works after a flush, and in-use objects are untouched.
+  void* object = pool->Alloc();
+  ASSERT_NE(object, nullptr);
+  ExpectStats(*pool, 6, 6, 0);
+  pool->Free(object);
+  for (void* o : objects) pool->Free(o);
+  pool->Flush();
+  ExpectStats(*pool, 0, 0, 0);
+  pool->Flush();  // Flushing an empty pool is fine.
+  ExpectStats(*pool, 0, 0, 0);
+}
+
+TEST(GcAllTest, KeepsMinFreeInEveryPool) {
+  struct Case {
+    size_t min_free;
+    size_t free_before;
+  };
+  const std::vector<Case> cases = {{0, 10}, {3, 10}, {10, 10}, {20, 10}, {5, 0}};
+  std::vector<std::unique_ptr<Pool>> pools;
+  for (const Case& c : cases) {
+    pools.push_back(MakePool("gc", 48, c.min_free));
+    Pool& pool = *pools.back();
+    std::vector<void*> objects;
+    for (size_t i = 0; i < c.free_before + 2; ++i) objects.push_back(pool.Alloc());
+    for (size_t i = 0; i < c.free_before; ++i) {
+      pool.Free(objects.back());
+      objects.pop_back();
+    }
+    // Two objects stay in use through the gc; freed after the check.
+    ASSERT_EQ(pool.Stats().free, c.free_before);
+    for (void* object : objects) pool.Free(object);  // back to free_before + 2
+  }
+  GcAll();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const PoolStats stats = pools[i]->Stats();
+    const size_t free_before = cases[i].free_before + 2;
+    EXPECT_EQ(stats.allocated - stats.used, std::min(cases[i].min_free, free_before))
+        << "case " << i;
+    EXPECT_EQ(stats.used, 0u);
+  }
+}
+
+TEST(GcAllTest, SkipsDestroyedPools) {
+  std::unique_ptr<Pool> kept = MakePool("kept", 16);
+  {
+    std::unique_ptr<Pool> gone = MakePool("gone", 16);
+    gone->Free(gone->Alloc());
+  }
+  kept->Free(kept->Alloc());
+  GcAll();
+  ExpectStats(*kept, 0, 0, 0);
+}
+
+TEST(MaxObjectsTest, AllocFailsPastTheLimitAndRecovers) {
+  std::unique_ptr<Pool> pool = MakePool("limited", 64, 0, 3);
+  void* a = pool->Alloc();
+  void* b = pool->Alloc();
+  void* c = pool->Alloc();
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(pool->Alloc(), nullptr);
+  EXPECT_EQ(pool->Alloc(), nullptr);
+  EXPECT_EQ(pool->Stats().failed, 2u);
+  ExpectStats(*pool, 3, 3, 0);
+  pool->Free(b);
+  void* d = pool->Alloc();
+  EXPECT_EQ(d, b);  // The only free object.
+  EXPECT_EQ(pool->Alloc(), nullptr);
+  EXPECT_EQ(pool->Stats().failed, 3u);
+  // Flushed objects no longer count against the limit.
+  pool->Free(a);
+  pool->Flush();
+  void* e = pool->Alloc();
+  EXPECT_NE(e, nullptr);
+  ExpectStats(*pool, 3, 3, 0);
+  for (void* object : {c, d, e}) pool->Free(object);
+}
+
+TEST(MaxObjectsTest, RejectsLimitsTheBackendCannotCount) {
+  PoolOptions options;
+  options.name = "too-many";
+  options.object_size = 8;
+  options.max_objects = SIZE_MAX;
+  absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
+  if (pool.ok()) {
+    SUCCEED() << BackendName() << " counts up to SIZE_MAX objects";
+  } else {
+    EXPECT_EQ(pool.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(pool.status().message(), HasSubstr("max_objects"));
+  }
+}
+
+#ifndef NDEBUG
+TEST(PoolDeathTest, DestroyingAPoolWithObjectsInUseNamesThePool) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        std::unique_ptr<Pool> pool = MakePool("leaky-sessions", 32);
+        pool->Alloc();
+        pool.reset();
+      },
+      "pool 'leaky-sessions' destroyed with 1 object");
+}
+#endif
+
+}  // namespace
+}  // namespace poolguard
