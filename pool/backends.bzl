@@ -33,6 +33,14 @@ POOLGUARD_COPTS = [
     "-Werror=thread-safety",
 ]
 
+# Users reach a backend through //pool; these packages may use one directly.
+_BACKEND_VISIBILITY = [
+    "//pool:__pkg__",
+    "//fuzz:__subpackages__",
+    "//tests:__subpackages__",
+    "//tools:__subpackages__",
+]
+
 def pool_backend_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kwargs):
     """A backend: `backend.h` in the calling package is exported as "poolguard/backend.h".
 
@@ -61,13 +69,13 @@ def pool_backend_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kw
         hdrs = hdrs,
         copts = POOLGUARD_COPTS + copts,
         deps = deps + ["//pool:internal"],
-        visibility = ["//visibility:private"],
+        visibility = _BACKEND_VISIBILITY,
         **kwargs
     )
     native.cc_library(
         name = name,
         deps = [name + "_backend_h", name + "_impl"],
-        visibility = ["//pool:__pkg__", "//fuzz:__subpackages__", "//tools:__subpackages__", "//tests:__subpackages__"],
+        visibility = _BACKEND_VISIBILITY,
     )
 
 def pool_cc_test(name, srcs, deps = [], pool_deps = [], backends = BACKENDS, copts = [], **kwargs):
