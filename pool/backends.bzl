@@ -4,12 +4,14 @@ One list drives every configuration (the pattern of tcmalloc's variants.bzl):
 adding a backend is one new folder `backends/<name>/` that calls
 `pool_backend_library`, plus one entry in BACKENDS below.
 
-For each backend `b`, these macros generate:
-  //backends/b:b            the backend, exporting "poolguard/backend.h"
-  //pool:pool_b             the pool API linked with backend b
-  <test>_b                  one test per backend, from pool_cc_test
-  <test>                    a test_suite over every backend's <test>_b
-while //pool (//pool:pool) follows the --//pool:backend flag.
+Each backend is built in two variants (VARIANTS below): production, and
+"_sched" with schedule points compiled in for the fuzz scheduler. For a
+backend `b` and variant `v` ("" or "_sched"), these macros generate:
+  //backends/b:b<v>           the backend, exporting "poolguard/backend.h"
+  //pool:pool_b<v>            the pool API linked with backend b
+  <name>_b<v>                 from pool_cc_library / pool_cc_test / pool_cc_binary
+  <name>                      (tests) a test_suite over every backend's <name>_b<v>
+while //pool (//pool:pool) follows the --//pool:backend flag, production variant.
 """
 
 # Every backend users can pick with --//pool:backend. The seeded-bug variants
@@ -17,12 +19,23 @@ while //pool (//pool:pool) follows the --//pool:backend flag.
 BACKENDS = [
     # Free list under one lock (a spinlock: see backends/locked/locked_backend.h).
     "locked",
-    # DWCAS {head, tag} free list with a claim protocol; flush/gc under a spinlock.
+    # DWCAS {head, counts} free list with a claim protocol; flush/gc under a spinlock.
     "lockless",
 ]
 
 # The backend //pool links when --//pool:backend is not given.
 DEFAULT_BACKEND = "lockless"
+
+# Build variants of every backend and of the code above it, by target-name
+# suffix. Each maps to a //pool:internal<suffix> library whose `defines`
+# propagate to everything built on it, so one binary never mixes variants.
+VARIANTS = [
+    # Production: schedule points compile to nothing.
+    "",
+    # Fuzz scheduling: POOLGUARD_SCHEDULE_POINTS, schedule points call the
+    # scheduler's hook (and seeded bugs can be switched on: fuzz/mutants).
+    "_sched",
+]
 
 # Warnings for poolguard's own code (not for external repositories).
 POOLGUARD_COPTS = [
@@ -46,40 +59,70 @@ def pool_backend_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kw
 
     backend.h must define `poolguard::internal::Backend`, the backend class that
     pool/pool.h holds by value; backends/README.md lists what it must provide.
+    Generates <name> and <name>_sched (see VARIANTS), plus their parts
+    <name>_impl<v> (the implementation, usable directly by benchmarks).
 
     Args:
       name: the backend's name, equal to its folder name and its BACKENDS entry.
       srcs: implementation files.
       hdrs: headers besides backend.h.
-      deps: extra dependencies; //pool:internal is always added.
+      deps: extra dependencies; //pool:internal<v> is always added.
       copts: extra compiler options.
       **kwargs: passed to cc_library.
     """
-    native.cc_library(
-        name = name + "_backend_h",
-        hdrs = ["backend.h"],
-        include_prefix = "poolguard",
-        strip_include_prefix = "/" + native.package_name(),
-        deps = [":" + name + "_impl"],
-        visibility = ["//visibility:private"],
-    )
-    native.cc_library(
-        name = name + "_impl",
-        srcs = srcs,
-        hdrs = hdrs,
-        copts = POOLGUARD_COPTS + copts,
-        deps = deps + ["//pool:internal"],
-        visibility = _BACKEND_VISIBILITY,
-        **kwargs
-    )
-    native.cc_library(
-        name = name,
-        deps = [name + "_backend_h", name + "_impl"],
-        visibility = _BACKEND_VISIBILITY,
-    )
+    for v in VARIANTS:
+        native.cc_library(
+            name = name + "_backend_h" + v,
+            hdrs = ["backend.h"],
+            include_prefix = "poolguard",
+            strip_include_prefix = "/" + native.package_name(),
+            deps = [":" + name + "_impl" + v],
+            visibility = ["//visibility:private"],
+        )
+        native.cc_library(
+            name = name + "_impl" + v,
+            srcs = srcs,
+            hdrs = hdrs,
+            copts = POOLGUARD_COPTS + copts,
+            deps = deps + ["//pool:internal" + v],
+            visibility = _BACKEND_VISIBILITY,
+            **kwargs
+        )
+        native.cc_library(
+            name = name + v,
+            deps = [name + "_backend_h" + v, name + "_impl" + v],
+            visibility = _BACKEND_VISIBILITY,
+        )
 
-def pool_cc_test(name, srcs, deps = [], pool_deps = [], backends = BACKENDS, copts = [], **kwargs):
-    """A cc_test per backend, `<name>_<backend>`, each linking //pool:pool_<backend>.
+def _per_backend(labels, backend, variant):
+    return [label + "_" + backend + variant for label in labels]
+
+def pool_cc_library(name, pool_deps = [], deps = [], backends = BACKENDS, variants = VARIANTS, copts = [], **kwargs):
+    """A cc_library per backend and variant, `<name>_<backend><variant>`.
+
+    For code written against pool/pool.h.
+
+    Args:
+      name: base name.
+      pool_deps: other per-backend libraries (by base label), linked as
+        <label>_<backend><variant>.
+      deps: ordinary dependencies.
+      backends: the backends to generate for (default: all).
+      variants: the variants to generate for (default: all).
+      copts: extra compiler options.
+      **kwargs: passed to each cc_library.
+    """
+    for backend in backends:
+        for v in variants:
+            native.cc_library(
+                name = name + "_" + backend + v,
+                copts = POOLGUARD_COPTS + copts,
+                deps = deps + _per_backend(pool_deps, backend, v) + ["//pool:pool_" + backend + v],
+                **kwargs
+            )
+
+def pool_cc_test(name, srcs, deps = [], pool_deps = [], backends = BACKENDS, variant = "", copts = [], **kwargs):
+    """A cc_test per backend, `<name>_<backend>`, each linking //pool:pool_<backend><variant>.
 
     Also defines the test_suite `<name>` over all of them, so `bazel test //...`
     covers every backend in one invocation whatever --//pool:backend says.
@@ -88,8 +131,10 @@ def pool_cc_test(name, srcs, deps = [], pool_deps = [], backends = BACKENDS, cop
       name: base name.
       srcs: test sources, written against pool/pool.h.
       deps: dependencies besides the pool library.
-      pool_deps: per-backend libraries (by base label), linked as <label>_<backend>.
+      pool_deps: per-backend libraries (by base label), linked as
+        <label>_<backend><variant>.
       backends: the backends to generate for (default: all).
+      variant: the build variant (default: production).
       copts: extra compiler options.
       **kwargs: passed to each cc_test.
     """
@@ -99,43 +144,23 @@ def pool_cc_test(name, srcs, deps = [], pool_deps = [], backends = BACKENDS, cop
             name = name + "_" + backend,
             srcs = srcs,
             copts = POOLGUARD_COPTS + copts,
-            deps = deps + _per_backend(pool_deps, backend) + ["//pool:pool_" + backend],
+            deps = deps + _per_backend(pool_deps, backend, variant) + ["//pool:pool_" + backend + variant],
             **kwargs
         )
         tests.append(name + "_" + backend)
     native.test_suite(name = name, tests = tests, tags = kwargs.get("tags", []))
 
-def _per_backend(labels, backend):
-    return [label + "_" + backend for label in labels]
-
-def pool_cc_library(name, pool_deps = [], deps = [], backends = BACKENDS, copts = [], **kwargs):
-    """A cc_library per backend, `<name>_<backend>`, for code written against pool/pool.h.
-
-    Args:
-      name: base name.
-      pool_deps: other per-backend libraries (by base label), linked as <label>_<backend>.
-      deps: ordinary dependencies.
-      backends: the backends to generate for (default: all).
-      copts: extra compiler options.
-      **kwargs: passed to each cc_library.
-    """
-    for backend in backends:
-        native.cc_library(
-            name = name + "_" + backend,
-            copts = POOLGUARD_COPTS + copts,
-            deps = deps + _per_backend(pool_deps, backend) + ["//pool:pool_" + backend],
-            **kwargs
-        )
-
-def pool_cc_binary(name, srcs, deps = [], pool_deps = [], backends = BACKENDS, copts = [], **kwargs):
+def pool_cc_binary(name, srcs, deps = [], pool_deps = [], backends = BACKENDS, variant = "", copts = [], **kwargs):
     """A cc_binary per backend, `<name>_<backend>`, and an alias `<name>` to the default one.
 
     Args:
       name: base name.
       srcs: sources.
       deps: dependencies besides the pool library.
-      pool_deps: per-backend libraries (by base label), linked as <label>_<backend>.
+      pool_deps: per-backend libraries (by base label), linked as
+        <label>_<backend><variant>.
       backends: the backends to generate for (default: all).
+      variant: the build variant (default: production).
       copts: extra compiler options.
       **kwargs: passed to each cc_binary.
     """
@@ -144,7 +169,7 @@ def pool_cc_binary(name, srcs, deps = [], pool_deps = [], backends = BACKENDS, c
             name = name + "_" + backend,
             srcs = srcs,
             copts = POOLGUARD_COPTS + copts,
-            deps = deps + _per_backend(pool_deps, backend) + ["//pool:pool_" + backend],
+            deps = deps + _per_backend(pool_deps, backend, variant) + ["//pool:pool_" + backend + variant],
             **kwargs
         )
     native.alias(
