@@ -68,6 +68,22 @@ Pool* World::PoolFor(size_t thread, uint8_t arg) const {
   return threads_[thread].private_pools[index - kSharedPools].get();
 }
 
+size_t World::PoolIndex(size_t thread, const Pool* pool) const {
+  for (size_t i = 0; i < kSharedPools; ++i) {
+    if (shared_pools_[i].get() == pool) return i;
+  }
+  for (size_t i = 0; i < kPrivatePools; ++i) {
+    if (threads_[thread].private_pools[i].get() == pool) return kSharedPools + i;
+  }
+  OracleFailure("harness", "held object of an unknown pool");
+}
+
+void World::SetPrivatePool(size_t thread, size_t slot, std::unique_ptr<Pool> pool) {
+  ThreadState& state = threads_[thread];
+  state.private_pool_view[slot].store(pool.get(), std::memory_order_relaxed);
+  state.private_pools[slot] = std::move(pool);
+}
+
 uint64_t World::NewStamp(size_t thread) {
   // Owner in the top byte, a per-thread serial below: unique per hand-out.
   return (uint64_t{thread + 1} << 56) | ++threads_[thread].next_serial;
@@ -120,6 +136,7 @@ void World::RunOp(size_t thread, size_t index) {
       Held held{pool, static_cast<unsigned char*>(object), NewStamp(thread)};
       Stamp(held);
       state.held.push_back(held);
+      state.held_per_pool[PoolIndex(thread, pool)].fetch_add(1, std::memory_order_relaxed);
       return;
     }
     case OpKind::kFree: {
@@ -130,6 +147,7 @@ void World::RunOp(size_t thread, size_t index) {
       state.held[slot] = state.held.back();
       state.held.pop_back();
       held.pool->Free(held.object);
+      state.held_per_pool[PoolIndex(thread, held.pool)].fetch_sub(1, std::memory_order_relaxed);
       return;
     }
     case OpKind::kWriteStamp: {
@@ -156,18 +174,18 @@ void World::RunOp(size_t thread, size_t index) {
     case OpKind::kCreatePool: {
       const size_t slot = op.arg % kPrivatePools;
       if (state.private_pools[slot] == nullptr) {
-        state.private_pools[slot] =
-            MustCreate(PrivatePoolOptions(thread, slot, op.arg / kPrivatePools));
+        SetPrivatePool(thread, slot,
+                       MustCreate(PrivatePoolOptions(thread, slot, op.arg / kPrivatePools)));
       }
       return;
     }
     case OpKind::kDestroyPool: {
-      std::unique_ptr<Pool>& pool = state.private_pools[op.arg % kPrivatePools];
-      if (pool == nullptr) return;
-      for (const Held& held : state.held) {
-        if (held.pool == pool.get()) return;  // Only empty pools are destroyed.
+      const size_t slot = op.arg % kPrivatePools;
+      if (state.private_pools[slot] == nullptr) return;
+      if (state.held_per_pool[kSharedPools + slot].load(std::memory_order_relaxed) != 0) {
+        return;  // Only empty pools are destroyed.
       }
-      pool.reset();
+      SetPrivatePool(thread, slot, nullptr);
       return;
     }
     case OpKind::kNumKinds:
@@ -183,17 +201,14 @@ void World::FinishThread(size_t thread) {
     state.held.pop_back();
     CheckStamp(thread, held, "at thread exit");
     held.pool->Free(held.object);
+    state.held_per_pool[PoolIndex(thread, held.pool)].fetch_sub(1, std::memory_order_relaxed);
   }
   // Private pools stay until FinishRun(): other threads' GcAll() may still be
   // working on them, so their stats are checked only once all is quiet.
 }
 
 void World::CheckQuiescent() const {
-  auto check = [&](const Pool& pool) {
-    size_t held = 0;
-    for (const ThreadState& state : threads_) {
-      for (const Held& h : state.held) held += h.pool == &pool;
-    }
+  auto check = [&](const Pool& pool, size_t held) {
     const PoolStats stats = pool.Stats();
     if (stats.allocated != stats.used + stats.free || stats.used != held) {
       OracleFailure("stats_invariant",
@@ -204,10 +219,19 @@ void World::CheckQuiescent() const {
                                  Where(0)));
     }
   };
-  for (const auto& pool : shared_pools_) check(*pool);
+  for (size_t i = 0; i < kSharedPools; ++i) {
+    size_t held = 0;
+    for (const ThreadState& state : threads_) {
+      held += state.held_per_pool[i].load(std::memory_order_relaxed);
+    }
+    check(*shared_pools_[i], held);
+  }
   for (const ThreadState& state : threads_) {
-    for (const auto& pool : state.private_pools) {
-      if (pool != nullptr) check(*pool);
+    for (size_t slot = 0; slot < kPrivatePools; ++slot) {
+      const Pool* pool = state.private_pool_view[slot].load(std::memory_order_relaxed);
+      if (pool != nullptr) {
+        check(*pool, state.held_per_pool[kSharedPools + slot].load(std::memory_order_relaxed));
+      }
     }
   }
 }
@@ -224,12 +248,13 @@ void World::FinishRun() {
                                  stats.free, "; expected all 0; ", Where(0)));
     }
   };
-  for (ThreadState& state : threads_) {
-    for (std::unique_ptr<Pool>& pool : state.private_pools) {
+  for (size_t t = 0; t < threads_.size(); ++t) {
+    for (size_t slot = 0; slot < kPrivatePools; ++slot) {
+      Pool* pool = threads_[t].private_pools[slot].get();
       if (pool == nullptr) continue;
       pool->Flush();
       check_empty(*pool, "after the run and a flush");
-      pool.reset();
+      SetPrivatePool(t, slot, nullptr);
     }
   }
   for (const auto& pool : shared_pools_) {

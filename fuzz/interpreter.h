@@ -19,6 +19,7 @@
 #define POOLGUARD_FUZZ_INTERPRETER_H_
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -52,6 +53,7 @@ class World {
   World& operator=(const World&) = delete;
 
   size_t num_threads() const { return threads_.size(); }
+  size_t num_ops(size_t thread) const { return program_.threads[thread].size(); }
 
   // Runs op `index` of thread `thread`. Only thread `thread` may call this
   // with that index, and its ops must run in order.
@@ -74,10 +76,21 @@ class World {
     uint64_t stamp;
   };
   struct ThreadState {
+    // Owned by the thread itself.
     std::vector<Held> held;
     std::array<std::unique_ptr<Pool>, kPrivatePools> private_pools;
     uint64_t next_serial = 0;
+    // What CheckQuiescent() reads of other threads, mirrored in atomics: the
+    // scheduled executor hides its hand-offs from TSan, so plain fields read
+    // across threads would be reported as races of the harness. relaxed:
+    // quiescent points are ordered by the executor itself.
+    std::array<std::atomic<size_t>, kSharedPools + kPrivatePools> held_per_pool{};
+    std::array<std::atomic<Pool*>, kPrivatePools> private_pool_view{};
   };
+
+  // Index of `pool` among the pools thread `thread` can reach (shared first).
+  size_t PoolIndex(size_t thread, const Pool* pool) const;
+  void SetPrivatePool(size_t thread, size_t slot, std::unique_ptr<Pool> pool);
 
   Pool* PoolFor(size_t thread, uint8_t arg) const;
   uint64_t NewStamp(size_t thread);

@@ -37,6 +37,14 @@ void RunSchedPointHook(SchedPoint point);
 
 }  // namespace poolguard::internal
 
+// 1 in fuzz builds, 0 in production; seeded bugs static_assert on it so
+// that none can ever compile into a production build.
+#if defined(POOLGUARD_SCHEDULE_POINTS)
+#define POOLGUARD_SCHEDULE_POINTS_ENABLED 1
+#else
+#define POOLGUARD_SCHEDULE_POINTS_ENABLED 0
+#endif
+
 #if defined(POOLGUARD_SCHEDULE_POINTS)
 #define POOLGUARD_SCHED_POINT(kind) \
   ::poolguard::internal::RunSchedPointHook(::poolguard::internal::SchedPoint::kind)

@@ -10,6 +10,7 @@
 #define POOLGUARD_POOL_SYSTEM_MEMORY_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "absl/base/attributes.h"
 
@@ -23,6 +24,7 @@
 #endif
 
 #if defined(POOLGUARD_ASAN)
+#include <sanitizer/allocator_interface.h>
 #include <sanitizer/asan_interface.h>
 #endif
 
@@ -49,18 +51,30 @@ inline void UnpoisonObject(void* object, size_t size) {
 #endif
 }
 
+#if defined(POOLGUARD_ASAN)
+// Unpoisons the link word only while the object is live system memory (every
+// object is a block of its own from AllocateFromSystem). A released object
+// stays as ASan marked it, so reading its link is reported as
+// heap-use-after-free instead of being silently unpoisoned.
+inline void UnpoisonLinkIfLive(void* object) {
+  if (__sanitizer_get_ownership(object)) {
+    ASAN_UNPOISON_MEMORY_REGION(object, sizeof(void*));
+  }
+}
+#endif
+
 // The link of a free object is its first word. Reading or writing it
 // unpoisons that word only; the rest of the object stays poisoned.
 inline void* ReadLink(void* object) {
 #if defined(POOLGUARD_ASAN)
-  ASAN_UNPOISON_MEMORY_REGION(object, sizeof(void*));
+  UnpoisonLinkIfLive(object);
 #endif
   return *static_cast<void**>(object);
 }
 
 inline void WriteLink(void* object, void* next) {
 #if defined(POOLGUARD_ASAN)
-  ASAN_UNPOISON_MEMORY_REGION(object, sizeof(void*));
+  UnpoisonLinkIfLive(object);
 #endif
   *static_cast<void**>(object) = next;
 }

@@ -65,6 +65,21 @@ LocklessBackend::Head LocklessBackend::LoadUnclaimedHead() const {
 }
 
 void* LocklessBackend::PopFromShared(uint64_t tag_delta) {
+#if defined(POOLGUARD_MUTANT_SEED_ALLOC_READS_FREED_HEAD)
+  // SEEDED BUG (fuzz/mutants/README.md): the seed's pop, HAProxy 899fb8abd.
+  // It reads the link of a head it does not own, then CASes; a concurrent
+  // Flush() or Gc() may have released that head in between.
+  static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+  for (Head seed_head = LoadUnclaimedHead();;) {
+    if (seed_head.ptr == nullptr) return nullptr;
+    POOLGUARD_SCHED_POINT(kReadNext);
+    void* next = ReadLink(seed_head.ptr);
+    if (CasHead(seed_head, Head{next, seed_head.tag - tag_delta}, __ATOMIC_ACQUIRE)) {
+      return seed_head.ptr;
+    }
+    if (seed_head.ptr == kBusy) seed_head = LoadUnclaimedHead();
+  }
+#endif
   Head head = LoadUnclaimedHead();
   for (;;) {
     if (head.ptr == nullptr) return nullptr;

@@ -1,0 +1,218 @@
+#include "fuzz/scheduled.h"
+
+#include <sched.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "fuzz/interpreter.h"
+#include "pool/sched_point.h"
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define POOLGUARD_TSAN 1
+#endif
+#endif
+
+#if defined(POOLGUARD_TSAN)
+// From the TSan runtime: between Begin and End, TSan records no
+// happens-before edges for this thread's synchronization.
+extern "C" void AnnotateIgnoreSyncBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreSyncEnd(const char* file, int line);
+#endif
+
+namespace poolguard::fuzz {
+namespace {
+
+constexpr int kNone = -1;
+
+// Hides the scheduler's own hand-off from TSan (no-op elsewhere).
+class HiddenFromTsan {
+ public:
+  HiddenFromTsan() {
+#if defined(POOLGUARD_TSAN)
+    AnnotateIgnoreSyncBegin(__FILE__, __LINE__);
+#endif
+  }
+  ~HiddenFromTsan() {
+#if defined(POOLGUARD_TSAN)
+    AnnotateIgnoreSyncEnd(__FILE__, __LINE__);
+#endif
+  }
+};
+
+// All mutable state is atomic: the hand-off is hidden from TSan, so plain
+// fields shared by the serialized threads would be reported as races of the
+// scheduler itself. Threads run one at a time, so relaxed order suffices for
+// everything but `current_`, whose acquire/release orders the hand-off.
+class Scheduler {
+ public:
+  Scheduler(const Schedule& schedule, World& world)
+      : schedule_(schedule), world_(world), threads_(world.num_threads()) {
+    for (size_t t = 0; t < threads_; ++t) {
+      priority_[t].store(schedule.priorities[t] + 1, std::memory_order_relaxed);
+    }
+    current_.store(PickNext(), std::memory_order_relaxed);
+  }
+
+  // Runs on thread `me`: waits for its first turn, runs its ops, leaves.
+  void RunThread(size_t me) {
+    tls_scheduler_ = this;
+    tls_me_ = static_cast<int>(me);
+    WaitForTurn(me);
+    const size_t ops = world_.num_ops(me);
+    for (size_t i = 0; i < ops; ++i) {
+      // Between ops: a schedule point, and a quiescent point if no other
+      // thread is inside an op.
+      Step(me, /*spin=*/false);
+      if (in_op_.load(std::memory_order_relaxed) == 0) world_.CheckQuiescent();
+      in_op_.fetch_add(1, std::memory_order_relaxed);
+      world_.RunOp(me, i);
+      in_op_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    Step(me, /*spin=*/false);
+    in_op_.fetch_add(1, std::memory_order_relaxed);
+    world_.FinishThread(me);
+    in_op_.fetch_sub(1, std::memory_order_relaxed);
+    finished_[me].store(true, std::memory_order_relaxed);
+    ClearWaiting();
+    const int next = PickNext();
+    tls_scheduler_ = nullptr;
+    tls_me_ = kNone;
+    HiddenFromTsan hidden;
+    // release: the next thread sees everything this one did (the hand-off's
+    // edge is hidden from TSan, not from the hardware).
+    current_.store(next, std::memory_order_release);
+  }
+
+  static void Hook(poolguard::internal::SchedPoint point) {
+    Scheduler* scheduler = tls_scheduler_;
+    if (scheduler == nullptr) return;  // Not a controlled thread.
+    scheduler->Step(static_cast<size_t>(tls_me_),
+                    point == poolguard::internal::SchedPoint::kSpin);
+  }
+
+ private:
+  // One schedule point of thread `me`: count it, apply a change point, mark a
+  // waiting thread, and hand over if another thread should run.
+  void Step(size_t me, bool spin) {
+    const uint32_t step = step_.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (step > schedule_.step_budget) {
+      OracleFailure("hang", absl::StrCat("step budget of ", schedule_.step_budget,
+                                         " schedule points exceeded (livelock?)"));
+    }
+    for (uint32_t change : schedule_.change_points) {
+      if (change == step) {
+        // Drop below every thread, including those dropped before.
+        priority_[me].store(lowest_.fetch_sub(1, std::memory_order_relaxed),
+                            std::memory_order_relaxed);
+      }
+    }
+    if (spin) {
+      waiting_[me].store(true, std::memory_order_relaxed);
+    } else {
+      ClearWaiting();  // Progress: waiters may find what they wait for.
+    }
+    const int next = PickNext();
+    if (next == kNone) {
+      OracleFailure("hang", absl::StrCat("no runnable thread: every live thread is "
+                                         "waiting for another (deadlock or a "
+                                         "leaked lock), at step ",
+                                         step));
+    }
+    if (next == static_cast<int>(me)) return;
+    HiddenFromTsan hidden;
+    current_.store(next, std::memory_order_release);
+    WaitForTurnLocked(me);
+  }
+
+  void WaitForTurn(size_t me) {
+    HiddenFromTsan hidden;
+    WaitForTurnLocked(me);
+  }
+
+  void WaitForTurnLocked(size_t me) {
+    // acquire: pairs with the release store of the thread that handed over.
+    while (current_.load(std::memory_order_acquire) != static_cast<int>(me)) {
+      sched_yield();
+    }
+  }
+
+  void ClearWaiting() {
+    for (size_t t = 0; t < threads_; ++t) waiting_[t].store(false, std::memory_order_relaxed);
+  }
+
+  // The highest-priority thread that has not finished and is not waiting.
+  int PickNext() const {
+    int best = kNone;
+    int best_priority = 0;
+    for (size_t t = 0; t < threads_; ++t) {
+      if (finished_[t].load(std::memory_order_relaxed) ||
+          waiting_[t].load(std::memory_order_relaxed)) {
+        continue;
+      }
+      const int priority = priority_[t].load(std::memory_order_relaxed);
+      if (best == kNone || priority > best_priority) {
+        best = static_cast<int>(t);
+        best_priority = priority;
+      }
+    }
+    return best;
+  }
+
+  static thread_local Scheduler* tls_scheduler_;
+  static thread_local int tls_me_;
+
+  const Schedule& schedule_;
+  World& world_;
+  const size_t threads_;
+  std::atomic<int> current_{kNone};
+  std::atomic<uint32_t> step_{0};
+  std::atomic<int> lowest_{0};  // priorities of dropped threads go below 1
+  std::atomic<int> in_op_{0};
+  std::array<std::atomic<int>, Program::kMaxThreads> priority_{};
+  std::array<std::atomic<bool>, Program::kMaxThreads> finished_{};
+  std::array<std::atomic<bool>, Program::kMaxThreads> waiting_{};
+};
+
+thread_local Scheduler* Scheduler::tls_scheduler_ = nullptr;
+thread_local int Scheduler::tls_me_ = kNone;
+
+}  // namespace
+
+Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
+  auto byte = [&](size_t i) -> uint8_t { return i < bytes.size() ? bytes[i] : 0; };
+  Schedule schedule;
+  size_t pos = 0;
+  for (uint8_t& priority : schedule.priorities) priority = byte(pos++);
+  const size_t changes = byte(pos++) % (Schedule::kMaxChangePoints + 1);
+  for (size_t i = 0; i < Schedule::kMaxChangePoints; ++i, pos += 2) {
+    const uint32_t step = (uint32_t{byte(pos)} << 8 | byte(pos + 1)) %
+                          Schedule::kChangePointRange;
+    if (i < changes) schedule.change_points.push_back(step + 1);
+  }
+  return schedule;
+}
+
+void RunScheduled(const Program& program, const Schedule& schedule) {
+  World world(program);
+  {
+    Scheduler scheduler(schedule, world);
+#if defined(POOLGUARD_SCHEDULE_POINTS)
+    poolguard::internal::SetSchedPointHook(&Scheduler::Hook);
+#endif
+    std::vector<std::thread> threads;
+    threads.reserve(world.num_threads());
+    for (size_t t = 0; t < world.num_threads(); ++t) {
+      threads.emplace_back([&scheduler, t] { scheduler.RunThread(t); });
+    }
+    for (std::thread& thread : threads) thread.join();
+#if defined(POOLGUARD_SCHEDULE_POINTS)
+    poolguard::internal::SetSchedPointHook(nullptr);
+#endif
+  }
+  world.FinishRun();
+}
+
+}  // namespace poolguard::fuzz
