@@ -66,7 +66,7 @@ class Scheduler {
       // Between ops: a schedule point, and a quiescent point if no other
       // thread is inside an op.
       Step(me, /*spin=*/false);
-      if (in_op_.load(std::memory_order_relaxed) == 0) world_.CheckQuiescent();
+      if (in_op_.load(std::memory_order_relaxed) == 0) CheckQuiescentUnscheduled();
       in_op_.fetch_add(1, std::memory_order_relaxed);
       world_.RunOp(me, i);
       in_op_.fetch_sub(1, std::memory_order_relaxed);
@@ -94,6 +94,15 @@ class Scheduler {
   }
 
  private:
+  // The oracle's own calls into the pools (Stats() takes the locked backend's
+  // lock) pass schedule points; they must neither switch threads in the
+  // middle of the check nor count as steps of the schedule.
+  void CheckQuiescentUnscheduled() {
+    tls_scheduler_ = nullptr;
+    world_.CheckQuiescent();
+    tls_scheduler_ = this;
+  }
+
   // One schedule point of thread `me`: count it, apply a change point, mark a
   // waiting thread, and hand over if another thread should run.
   void Step(size_t me, bool spin) {
