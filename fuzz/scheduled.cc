@@ -75,6 +75,13 @@ class Scheduler {
     in_op_.fetch_add(1, std::memory_order_relaxed);
     world_.FinishThread(me);
     in_op_.fetch_sub(1, std::memory_order_relaxed);
+    if (remaining_.fetch_sub(1, std::memory_order_relaxed) == 1) {
+      // The last thread runs the final checks (flush every pool, expect
+      // zero) still under the scheduler: if they wait on something no thread
+      // will ever release (a leaked lock or claim), the hang oracle fires
+      // instead of the process spinning forever.
+      world_.FinishRun();
+    }
     finished_[me].store(true, std::memory_order_relaxed);
     ClearWaiting();
     const int next = PickNext();
@@ -111,8 +118,9 @@ class Scheduler {
       OracleFailure("hang", absl::StrCat("step budget of ", schedule_.step_budget,
                                          " schedule points exceeded (livelock?)"));
     }
-    for (uint32_t change : schedule_.change_points) {
-      if (change == step) {
+    const uint32_t my_step = thread_step_[me].fetch_add(1, std::memory_order_relaxed) + 1;
+    for (const Schedule::ChangePoint& change : schedule_.change_points) {
+      if (change.thread % threads_ == me && change.step == my_step) {
         // Drop below every thread, including those dropped before.
         priority_[me].store(lowest_.fetch_sub(1, std::memory_order_relaxed),
                             std::memory_order_relaxed);
@@ -180,7 +188,9 @@ class Scheduler {
   std::atomic<uint32_t> step_{0};
   std::atomic<int> lowest_{0};  // priorities of dropped threads go below 1
   std::atomic<int> in_op_{0};
+  std::atomic<size_t> remaining_{threads_};  // threads not yet finished
   std::array<std::atomic<int>, Program::kMaxThreads> priority_{};
+  std::array<std::atomic<uint32_t>, Program::kMaxThreads> thread_step_{};
   std::array<std::atomic<bool>, Program::kMaxThreads> finished_{};
   std::array<std::atomic<bool>, Program::kMaxThreads> waiting_{};
 };
@@ -197,9 +207,10 @@ Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
   for (uint8_t& priority : schedule.priorities) priority = byte(pos++);
   const size_t changes = byte(pos++) % (Schedule::kMaxChangePoints + 1);
   for (size_t i = 0; i < Schedule::kMaxChangePoints; ++i, pos += 2) {
-    const uint32_t step = (uint32_t{byte(pos)} << 8 | byte(pos + 1)) %
-                          Schedule::kChangePointRange;
-    if (i < changes) schedule.change_points.push_back(step + 1);
+    if (i < changes) {
+      schedule.change_points.push_back(
+          {byte(pos) % Program::kMaxThreads, uint32_t{byte(pos + 1)} + 1});
+    }
   }
   return schedule;
 }
@@ -221,7 +232,8 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
     poolguard::internal::SetSchedPointHook(nullptr);
 #endif
   }
-  world.FinishRun();
+  // The last thread ran World::FinishRun(); with no thread at all, run it here.
+  if (world.num_threads() == 0) world.FinishRun();
 }
 
 }  // namespace poolguard::fuzz

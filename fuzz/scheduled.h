@@ -6,7 +6,9 @@
 //
 // The policy is PCT (Burckhardt et al., ASPLOS 2010): every thread has a
 // priority and the highest-priority runnable thread runs; at each change
-// point (a global step number) the running thread drops below all others.
+// point the running thread drops below all others. A change point names a
+// thread and the number of that thread's own schedule points before it, so
+// a fuzzer's mutation of one keeps its meaning when other threads change.
 // A thread that reaches a wait loop (SchedPoint::kSpin) is not runnable until
 // another thread makes progress; when no thread is runnable, or the step
 // budget runs out, the hang oracle fires.
@@ -32,16 +34,21 @@
 namespace poolguard::fuzz {
 
 struct Schedule {
-  // Bytes DecodeSchedule() reads; the program follows them in a fuzz input.
-  static constexpr size_t kEncodedSize = Program::kMaxThreads + 1 + 3 * 2;
   static constexpr size_t kMaxChangePoints = 3;
-  // Change points are steps below this bound (programs are short).
-  static constexpr uint32_t kChangePointRange = 4096;
+  // Bytes DecodeSchedule() reads; the program follows them in a fuzz input:
+  // one priority per thread, a change-point count, then {thread, step} pairs.
+  static constexpr size_t kEncodedSize = Program::kMaxThreads + 1 + kMaxChangePoints * 2;
+
+  struct ChangePoint {
+    size_t thread;
+    // The thread drops when it reaches its schedule point number `step`
+    // (counting from 1; the point before each op counts too).
+    uint32_t step;
+  };
 
   // PCT priorities: higher runs first; ties go to the lower thread index.
   std::array<uint8_t, Program::kMaxThreads> priorities{};
-  // Steps at which the running thread drops below every other thread.
-  std::vector<uint32_t> change_points;
+  std::vector<ChangePoint> change_points;
   // More schedule points than this in one run is a hang (livelock).
   uint32_t step_budget = 200000;
 };

@@ -130,6 +130,33 @@ class BasicLockedBackend {
   }
 
   void Gc() {
+#if defined(POOLGUARD_MUTANT_GC_FLUSH_NOT_EXCLUSIVE)
+    // SEEDED BUG (fuzz/mutants/README.md), after the seed's premise (HAProxy
+    // 899fb8abd: "as long as [gc and flush] are mutually exclusive"): gc finds
+    // its surplus under the lock but releases it outside the lock *before*
+    // unlinking it, so a Flush(), another Gc() or an Alloc() running in
+    // between reaches the same objects: double free or use after free.
+    static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+    void* first;
+    size_t surplus;
+    {
+      Holder h(&lock_);
+      if (free_ <= layout_.min_free) return;
+      surplus = free_ - layout_.min_free;
+      first = free_list_;
+    }
+    void* rest = first;
+    for (size_t i = 0; i < surplus && rest != nullptr; ++i) {
+      void* next = ReadLink(rest);
+      ReleaseToSystem(rest, layout_.slot_size, layout_.alignment);
+      rest = next;
+    }
+    Holder h(&lock_);
+    free_list_ = rest;
+    free_ -= surplus;
+    allocated_ -= surplus;
+    return;
+#endif
     void* chain = nullptr;
     {
       Holder h(&lock_);
@@ -149,6 +176,23 @@ class BasicLockedBackend {
 
   PoolStats Stats() const {
     PoolStats stats;
+#if defined(POOLGUARD_MUTANT_STATS_READ_WITHOUT_LOCK)
+    // SEEDED BUG (fuzz/mutants/README.md): the counters are read without the
+    // lock that guards them (as HAProxy's `show pools` read its counters).
+    // Under the scheduler the values are even right, since threads run one at
+    // a time: only ThreadSanitizer, which sees no happens-before edge between
+    // the writer's unlock and this read, reports it.
+    // (-Wthread-safety rejects this at compile time; the mutant opts out of
+    // the analysis so that the fuzzers are what must catch it.)
+    static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+    [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      stats.allocated = allocated_;
+      stats.used = used_;
+      stats.free = free_;
+    }();
+    stats.failed = failed_.load(std::memory_order_relaxed);
+    return stats;
+#endif
     Holder h(&lock_);
     stats.allocated = allocated_;
     stats.used = used_;

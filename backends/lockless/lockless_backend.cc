@@ -82,6 +82,18 @@ void* LocklessBackend::PopFromShared(uint64_t tag_delta) {
 #endif
   Head head = LoadUnclaimedHead();
   for (;;) {
+#if defined(POOLGUARD_MUTANT_EMPTY_PATH_KEEPS_LOCK)
+    // SEEDED BUG (fuzz/mutants/README.md), after HAProxy 1c7c0d6b9: the pop
+    // claims the head before looking, as an exchange-based pop does, and its
+    // empty-pool return forgets to release the claim: the head stays kBusy and
+    // every later pop, push and flush waits forever.
+    static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+    if (head.ptr == nullptr) {
+      if (CasHead(head, Head{kBusy, head.tag}, __ATOMIC_ACQUIRE)) return nullptr;
+      if (head.ptr == kBusy) head = LoadUnclaimedHead();
+      continue;
+    }
+#endif
     if (head.ptr == nullptr) return nullptr;
     // Claim: {X, tag} -> {kBusy, tag - tag_delta}. acquire: pairs with the
     // release CAS in PushToShared() that published X (and, through the release
@@ -161,6 +173,31 @@ void* LocklessBackend::AllocFromSystem() {
 void LocklessBackend::Flush() {
   SpinLockHolder holder(&flush_lock_);
   Head head = LoadUnclaimedHead();
+#if defined(POOLGUARD_MUTANT_FLUSH_ABA)
+  // SEEDED BUG (fuzz/mutants/README.md), after HAProxy b6fa08bc7: detach the
+  // list with a CAS on the pointer alone, then uncount the free objects of
+  // the earlier snapshot. If the head went X -> ... -> X in between (X taken
+  // and given back), the CAS still succeeds and the counts removed are stale.
+  static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+  for (;;) {
+    if (head.ptr == nullptr) return;
+    POOLGUARD_SCHED_POINT(kCas);
+    void* expected = head.ptr;
+    if (__atomic_compare_exchange_n(&head_.ptr, &expected, nullptr, false,
+                                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+      break;
+    }
+    head = LoadUnclaimedHead();
+  }
+  {
+    const uint64_t stale_free = FreeOf(head.tag);
+    Head now = LoadUnclaimedHead();
+    while (!CasHead(now, Head{now.ptr, now.tag - stale_free * kAllocatedOne - stale_free},
+                    __ATOMIC_RELAXED)) {
+      if (now.ptr == kBusy) now = LoadUnclaimedHead();
+    }
+  }
+#else
   for (;;) {
     if (head.ptr == nullptr) return;
     // Detach the whole list and uncount it:
@@ -172,6 +209,7 @@ void LocklessBackend::Flush() {
     if (CasHead(head, empty, __ATOMIC_ACQUIRE)) break;
     if (head.ptr == kBusy) head = LoadUnclaimedHead();
   }
+#endif
   // The chain from head.ptr is ours alone: the list no longer leads to it and
   // no claim was in progress (the head was not busy when we swapped it).
   void* object = head.ptr;

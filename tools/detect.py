@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Detection experiment: do the fuzzers find every seeded bug, and nothing in
+the correct backends?
+
+  bazel run //tools:detect -- --seeds=5 --budget_s=300 --out=DIR [--only=NAME] [--jobs=2]
+
+For every mutant in fuzz/mutants/catalog.json it builds the mutant's fuzz
+target (its backend, its sanitizer config, --//fuzz/mutants:mutant=NAME), and
+for every correct backend the scheduled target under ASan and the
+free-running target under TSan. Each is fuzzed from the checked-in seed corpus
+with --seeds different libFuzzer seeds, each run one process (one core) for at
+most --budget_s seconds. It prints a table and writes DIR/detect.md and
+DIR/detect.json (a list of objects: subject, kind, target, config, runs,
+detected, median_s, max_s, oracle, reproduce).
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BACKENDS = ["locked", "lockless"]
+
+# (pattern in the run's output, oracle name), first match wins.
+ORACLES = [
+    (re.compile(r"poolguard oracle failure \[(\w+)\]"), "oracle:{0}"),
+    (re.compile(r"ERROR: AddressSanitizer: attempting double-free"), "asan:double-free"),
+    (re.compile(r"ERROR: AddressSanitizer: ([\w-]+)"), "asan:{0}"),
+    (re.compile(r"WARNING: ThreadSanitizer: ([\w\- ]+?) \("), "tsan:{0}"),
+    (re.compile(r"WARNING: ThreadSanitizer: ([\w\-]+)"), "tsan:{0}"),
+    (re.compile(r"runtime error: (.*)"), "ubsan"),
+    (re.compile(r"ERROR: libFuzzer: timeout"), "timeout"),
+    (re.compile(r"ERROR: libFuzzer: out-of-memory"), "oom"),
+    (re.compile(r"ERROR: libFuzzer: deadly signal"), "crash"),
+]
+
+
+def die(message):
+    print(f"detect: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def classify(log_text):
+    for pattern, name in ORACLES:
+        match = pattern.search(log_text)
+        if match:
+            return name.format(*[g.strip().replace(" ", "-") for g in match.groups()])
+    return "unknown"
+
+
+def bazel_build(workspace, config, mutant, target):
+    cmd = ["bazel", "build", f"--config={config}", f"--//fuzz/mutants:mutant={mutant or 'none'}",
+           f"//fuzz:{target}_bin"]
+    result = subprocess.run(cmd, cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-4000:])
+        die(f"build failed: {' '.join(cmd)}")
+    return cmd
+
+
+def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path, suppressions):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    corpus = run_dir / "corpus"
+    shutil.rmtree(corpus, ignore_errors=True)
+    shutil.copytree(corpus_seed, corpus)
+    env = dict(os.environ)
+    env["TSAN_OPTIONS"] = f"halt_on_error=1 suppressions={suppressions}"
+    cmd = [str(binary), f"-seed={seed}", f"-max_total_time={budget_s}", "-timeout=30",
+           "-rss_limit_mb=8192", f"-artifact_prefix={run_dir}/", f"-dict={dict_path}",
+           "-print_final_stats=0", str(corpus)]
+    start = time.monotonic()
+    with open(run_dir / "fuzz.log", "w") as log:
+        result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                timeout=budget_s + 120)
+    elapsed = time.monotonic() - start
+    artifacts = sorted(p for p in run_dir.iterdir()
+                       if p.name.startswith(("crash-", "timeout-", "oom-", "leak-")))
+    detected = result.returncode != 0 and bool(artifacts)
+    text = (run_dir / "fuzz.log").read_text(errors="replace")
+    return {
+        "seed": seed,
+        "detected": detected,
+        "seconds": round(elapsed, 2),
+        "oracle": classify(text) if detected else None,
+        "artifact": str(artifacts[0]) if artifacts else None,
+        "exit": result.returncode,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=5, help="libFuzzer seeds per subject")
+    parser.add_argument("--budget_s", type=int, default=300, help="seconds per run at most")
+    parser.add_argument("--out", required=True, help="results folder")
+    parser.add_argument("--only", help="one subject: a mutant or a backend name")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="runs at once (each uses one core)")
+    args = parser.parse_args()
+    if args.seeds < 1 or args.budget_s < 1 or args.jobs < 1:
+        die("--seeds, --budget_s and --jobs must be positive")
+
+    workspace = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd()))
+    if not (workspace / "WORKSPACE").exists():
+        die(f"{workspace} is not the poolguard workspace; run through 'bazel run //tools:detect'")
+    out = Path(args.out)
+    if not out.is_absolute():
+        out = Path(os.environ.get("BUILD_WORKING_DIRECTORY", os.getcwd())) / out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".write-test").write_text("")
+        (out / ".write-test").unlink()
+    except OSError as e:
+        die(f"cannot write to --out={out}: {e.strerror}")
+
+    catalog = json.loads((workspace / "fuzz/mutants/catalog.json").read_text())
+    subjects = []
+    for m in catalog:
+        subjects.append(dict(subject=m["name"], kind="mutant", mutant=m["name"],
+                             target=f"{m['target']}_{m['backend']}", config=m["config"]))
+    for backend in BACKENDS:
+        subjects.append(dict(subject=backend, kind="backend", mutant=None,
+                             target=f"scheduled_fuzzer_{backend}", config="asan-fuzz"))
+        subjects.append(dict(subject=backend, kind="backend", mutant=None,
+                             target=f"free_running_fuzzer_{backend}", config="tsan-fuzz"))
+    if args.only:
+        subjects = [s for s in subjects if s["subject"] == args.only]
+        if not subjects:
+            names = sorted({m["name"] for m in catalog} | set(BACKENDS))
+            die(f"no subject named '{args.only}'; choose one of: {', '.join(names)}")
+
+    # Build each binary and keep a copy: the next build overwrites bazel-bin.
+    bin_dir = out / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for s in subjects:
+        print(f"detect: building {s['target']} --config={s['config']}"
+              f"{' mutant ' + s['mutant'] if s['mutant'] else ''}", flush=True)
+        build_cmd = bazel_build(workspace, s["config"], s["mutant"], s["target"])
+        name = f"{s['subject']}-{s['target']}-{s['config']}"
+        s["binary"] = bin_dir / name
+        shutil.copy2(workspace / f"bazel-bin/fuzz/{s['target']}_bin", s["binary"])
+        s["build_cmd"] = " ".join(build_cmd)
+
+    target_kind = lambda s: "scheduled" if s["target"].startswith("scheduled") else "free_running"
+    futures = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for s in subjects:
+            for seed in range(1, args.seeds + 1):
+                run_dir = out / "runs" / f"{s['subject']}-{s['target']}" / f"seed{seed}"
+                futures[pool.submit(run_one, s["binary"], run_dir, seed, args.budget_s,
+                                    workspace / "fuzz/corpus" / target_kind(s),
+                                    workspace / "fuzz/pool_fuzzer.dict",
+                                    workspace / "fuzz/tsan_suppressions.txt")] = s
+        for future in concurrent.futures.as_completed(futures):
+            s = futures[future]
+            r = future.result()
+            s.setdefault("results", []).append(r)
+            verdict = f"{r['oracle']} after {r['seconds']} s" if r["detected"] else "nothing found"
+            print(f"detect: {s['subject']:<28} {s['target']:<28} seed {r['seed']}: {verdict}",
+                  flush=True)
+
+    rows = []
+    for s in subjects:
+        results = sorted(s["results"], key=lambda r: r["seed"])
+        hits = [r for r in results if r["detected"]]
+        times = [r["seconds"] for r in hits]
+        oracles = sorted({r["oracle"] for r in hits})
+        reproduce = None
+        if hits:
+            reproduce = f"{s['build_cmd']} && bazel-bin/fuzz/{s['target']}_bin {hits[0]['artifact']}"
+        rows.append({
+            "subject": s["subject"],
+            "kind": s["kind"],
+            "target": s["target"],
+            "config": s["config"],
+            "runs": len(results),
+            "detected": len(hits),
+            "median_s": round(statistics.median(times), 2) if times else None,
+            "max_s": max(times) if times else None,
+            "oracle": ",".join(oracles) if oracles else None,
+            "reproduce": reproduce,
+            "seconds_per_run": [r["seconds"] for r in results],
+        })
+
+    (out / "detect.json").write_text(json.dumps(rows, indent=2) + "\n")
+    header = ("| subject | kind | target | config | detected | median s | max s | oracle |\n"
+              "|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in rows:
+        fmt = lambda v: "-" if v is None else str(v)
+        lines.append(f"| {r['subject']} | {r['kind']} | {r['target']} | {r['config']} | "
+                     f"{r['detected']}/{r['runs']} | {fmt(r['median_s'])} | {fmt(r['max_s'])} | "
+                     f"{fmt(r['oracle'])} |")
+    repro = [f"- `{r['subject']}`: `{r['reproduce']}`" for r in rows if r["reproduce"]]
+    md = (f"# Detection experiment\n\n{args.seeds} seeds per subject, at most {args.budget_s} s "
+          f"per run, one core per run, {args.jobs} run(s) at once.\n\n" + header +
+          "\n".join(lines) + "\n\n## Reproduce\n\n" + ("\n".join(repro) or "(nothing detected)") + "\n")
+    (out / "detect.md").write_text(md)
+    print()
+    print(header + "\n".join(lines))
+    print()
+    for line in repro:
+        print(line)
+    print(f"\ndetect: wrote {out / 'detect.md'} and {out / 'detect.json'}")
+
+
+if __name__ == "__main__":
+    main()
