@@ -33,6 +33,7 @@ ORACLES = [
     (re.compile(r"poolguard oracle failure \[(\w+)\]"), "oracle:{0}"),
     (re.compile(r"ERROR: AddressSanitizer: attempting double-free"), "asan:double-free"),
     (re.compile(r"ERROR: AddressSanitizer: ([\w-]+)"), "asan:{0}"),
+    (re.compile(r"ERROR: LeakSanitizer: detected memory leaks"), "lsan:leak"),
     (re.compile(r"WARNING: ThreadSanitizer: ([\w\- ]+?) \("), "tsan:{0}"),
     (re.compile(r"WARNING: ThreadSanitizer: ([\w\-]+)"), "tsan:{0}"),
     (re.compile(r"runtime error: (.*)"), "ubsan"),
