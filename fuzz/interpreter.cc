@@ -33,9 +33,20 @@ PoolOptions PrivatePoolOptions(size_t thread, size_t slot, uint8_t arg) {
 
 }  // namespace
 
+namespace {
+// Written before the controlled threads start, read when one fails.
+std::string& FailureContext() {
+  static auto* context = new std::string;
+  return *context;
+}
+}  // namespace
+
+void SetFailureContext(std::string context) { FailureContext() = std::move(context); }
+
 void OracleFailure(std::string_view oracle, const std::string& message) {
-  std::fprintf(stderr, "poolguard oracle failure [%.*s]: %s\n",
-               static_cast<int>(oracle.size()), oracle.data(), message.c_str());
+  std::fprintf(stderr, "poolguard oracle failure [%.*s]: %s\n%s\n",
+               static_cast<int>(oracle.size()), oracle.data(), message.c_str(),
+               FailureContext().c_str());
   std::fflush(stderr);
   std::abort();
 }

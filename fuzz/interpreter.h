@@ -36,6 +36,10 @@ namespace poolguard::fuzz {
 // ("double_owner", "stats_invariant", "hang", ...) that triage tools parse.
 [[noreturn]] void OracleFailure(std::string_view oracle, const std::string& message);
 
+// Text OracleFailure() appends to every report (the executor's schedule, for
+// instance); empty by default. Set it before the threads start.
+void SetFailureContext(std::string context);
+
 class World {
  public:
   // Pools every thread uses: created before the threads start, destroyed after.

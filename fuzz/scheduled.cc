@@ -230,6 +230,17 @@ Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
 }
 
 void RunScheduled(const Program& program, const Schedule& schedule) {
+  std::string context = "schedule: priorities";
+  for (size_t t = 0; t < program.threads.size(); ++t) {
+    absl::StrAppend(&context, " t", t, "=", schedule.priorities[t]);
+  }
+  absl::StrAppend(&context, "; change points");
+  for (const Schedule::ChangePoint& change : schedule.change_points) {
+    absl::StrAppend(&context, " (thread ", change.thread % program.threads.size(), ", step ",
+                    change.step, ")");
+  }
+  if (schedule.change_points.empty()) absl::StrAppend(&context, " none");
+  SetFailureContext(std::move(context));
   World world(program);
   {
     Scheduler scheduler(schedule, world);
