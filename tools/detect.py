@@ -175,7 +175,10 @@ def main():
         oracles = sorted({r["oracle"] for r in hits})
         reproduce = None
         if hits:
-            reproduce = f"{s['build_cmd']} && bazel-bin/fuzz/{s['target']}_bin {hits[0]['artifact']}"
+            env = ("TSAN_OPTIONS=suppressions=fuzz/tsan_suppressions.txt "
+                   if s["config"].startswith("tsan") else "")
+            reproduce = (f"{s['build_cmd']} && {env}bazel-bin/fuzz/{s['target']}_bin "
+                         f"{hits[0]['artifact']}")
         rows.append({
             "subject": s["subject"],
             "kind": s["kind"],
