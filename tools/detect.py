@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -78,21 +79,34 @@ def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path, suppression
            "-rss_limit_mb=8192", f"-artifact_prefix={run_dir}/", f"-dict={dict_path}",
            "-print_final_stats=0", str(corpus)]
     start = time.monotonic()
+    killed = False
     with open(run_dir / "fuzz.log", "w") as log:
-        result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                timeout=budget_s + 120)
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
+        try:
+            returncode = process.wait(timeout=budget_s + 120)
+        except subprocess.TimeoutExpired:
+            # A run that outlives its budget by minutes is stuck (a sanitizer
+            # report that never finished exiting, or a real hang): stop it and
+            # judge it by what it printed.
+            os.killpg(process.pid, signal.SIGKILL)
+            returncode = process.wait()
+            killed = True
     elapsed = time.monotonic() - start
     artifacts = sorted(p for p in run_dir.iterdir()
                        if p.name.startswith(("crash-", "timeout-", "oom-", "leak-")))
-    detected = result.returncode != 0 and bool(artifacts)
     text = (run_dir / "fuzz.log").read_text(errors="replace")
+    oracle = classify(text)
+    detected = (returncode != 0 and bool(artifacts)) or (killed and oracle != "unknown")
+    if killed and not detected:
+        detected, oracle = True, "hang:killed"
     return {
         "seed": seed,
         "detected": detected,
         "seconds": round(elapsed, 2),
-        "oracle": classify(text) if detected else None,
-        "artifact": str(artifacts[0]) if artifacts else None,
-        "exit": result.returncode,
+        "oracle": oracle if detected else None,
+        "artifact": str(artifacts[0]) if artifacts else str(run_dir / "fuzz.log"),
+        "exit": returncode,
     }
 
 
