@@ -60,7 +60,6 @@ def pool_fuzz_test(name, srcs, corpus, dict = None, pool_deps = [], deps = [], v
             data = [
                 ":" + base + "_bin",
                 ":" + name + "_corpus",
-                "//fuzz:tsan_suppressions.txt",
             ],
             size = "medium",
             tags = ["fuzz-test"],
@@ -75,7 +74,7 @@ def pool_fuzz_test(name, srcs, corpus, dict = None, pool_deps = [], deps = [], v
                 native.package_name() + "/" + name + "_corpus",
                 "$(rootpath %s)" % dict if dict else "",
             ],
-            data = [":" + base + "_bin", ":" + name + "_corpus", "//fuzz:tsan_suppressions.txt"] +
+            data = [":" + base + "_bin", ":" + name + "_corpus"] +
                    ([dict] if dict else []),
             tags = ["manual"],
         )

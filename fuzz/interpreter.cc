@@ -218,7 +218,7 @@ void World::FinishThread(size_t thread) {
   // working on them, so their stats are checked only once all is quiet.
 }
 
-void World::CheckQuiescent() const {
+void World::CheckQuiescent(size_t checker) const {
   auto check = [&](const Pool& pool, size_t held) {
     const PoolStats stats = pool.Stats();
     if (stats.allocated != stats.used + stats.free || stats.used != held) {
@@ -237,7 +237,9 @@ void World::CheckQuiescent() const {
     }
     check(*shared_pools_[i], held);
   }
-  for (const ThreadState& state : threads_) {
+  for (size_t t = 0; t < threads_.size(); ++t) {
+    if (checker != kAllThreads && checker != t) continue;
+    const ThreadState& state = threads_[t];
     for (size_t slot = 0; slot < kPrivatePools; ++slot) {
       const Pool* pool = state.private_pool_view[slot].load(std::memory_order_relaxed);
       if (pool != nullptr) {
@@ -249,7 +251,7 @@ void World::CheckQuiescent() const {
 
 void World::FinishRun() {
   finished_ = true;
-  CheckQuiescent();
+  CheckQuiescent(kAllThreads);
   auto check_empty = [this](Pool& pool, std::string_view when) {
     const PoolStats stats = pool.Stats();
     if (stats.allocated != 0 || stats.used != 0 || stats.free != 0) {

@@ -66,8 +66,13 @@ class World {
   // Frees what thread `thread` still holds and destroys its private pools.
   void FinishThread(size_t thread);
 
-  // Checks the stats invariants. REQUIRES: no op in flight in any thread.
-  void CheckQuiescent() const;
+  // Checks the stats invariants of the shared pools and of the private pools
+  // of thread `checker` (kAllThreads: of every thread).
+  // REQUIRES: no op in flight in any thread. With kAllThreads, also that the
+  // caller is ordered after every other thread's ops (joined, or the
+  // scheduler's final edge): the private pools are other threads' objects.
+  static constexpr size_t kAllThreads = ~size_t{0};
+  void CheckQuiescent(size_t checker) const;
 
   // After every FinishThread(): flushes the shared pools and checks that
   // nothing is left. REQUIRES: no thread running.
@@ -87,7 +92,9 @@ class World {
     // What CheckQuiescent() reads of other threads, mirrored in atomics: the
     // scheduled executor hides its hand-offs from TSan, so plain fields read
     // across threads would be reported as races of the harness. relaxed:
-    // quiescent points are ordered by the executor itself.
+    // quiescent points are ordered by the executor itself. (A thread's
+    // private Pool objects themselves are read only by that thread until the
+    // run's end, see CheckQuiescent.)
     std::array<std::atomic<size_t>, kSharedPools + kPrivatePools> held_per_pool{};
     std::array<std::atomic<Pool*>, kPrivatePools> private_pool_view{};
   };

@@ -17,6 +17,35 @@
 #include "fuzz/scheduled.h"
 #endif
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+// Built into TSan fuzz binaries (TSAN_OPTIONS still overrides):
+// - halt_on_error=1: the first report ends the run, as every other oracle does.
+// - report_signal_unsafe=0: when an oracle aborts, libFuzzer's deadly-signal
+//   handler writes the crash input with fopen/malloc inside the signal
+//   handler. TSan reports that as "signal-unsafe call inside of a signal" in
+//   libFuzzer's own code, and the report, made from inside the handler, left
+//   the process hanging instead of exiting. Nothing of poolguard's runs in a
+//   signal handler, so this check has nothing else to find here.
+// Not instrumented: TSan calls it before its runtime is initialized.
+extern "C" __attribute__((no_sanitize("thread"))) const char* __tsan_default_options() {
+  return "halt_on_error=1:report_signal_unsafe=0";
+}
+
+// The one TSan suppression, built into the fuzz binaries (the targets run
+// instrumented code on several threads). libFuzzer's SanitizerCoverage
+// counters (the 8-bit inline counters in the section __sancov_cntrs) are
+// plain, unsynchronized increments by design; TSan reports those increments
+// as races on the global '__sancov_cntrs'. They are libFuzzer's bookkeeping,
+// not code under test, and TSan matches this pattern against the racing
+// global's name only, so races in poolguard or its harness are still
+// reported.
+extern "C" __attribute__((no_sanitize("thread"))) const char* __tsan_default_suppressions() {
+  return "race:__sancov_cntrs\n";
+}
+#endif
+#endif
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::Span<const uint8_t> input(data, size);
 #if defined(POOLGUARD_FREE_RUNNING_FUZZER)

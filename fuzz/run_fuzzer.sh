@@ -9,7 +9,6 @@ corpus="${POOLGUARD_CORPUS_DIR:-$HOME/.cache/poolguard/corpus/$target}"
 mkdir -p "$corpus" || { echo "run_fuzzer: cannot create corpus folder $corpus" >&2; exit 1; }
 [[ -w "$corpus" ]] || { echo "run_fuzzer: corpus folder $corpus is not writable" >&2; exit 1; }
 cp -n "$seed_dir"/* "$corpus"/ 2>/dev/null || true
-export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1} suppressions=$PWD/fuzz/tsan_suppressions.txt"
 binary="$PWD/$binary"
 flags=()
 [[ -n "$dict" ]] && flags+=("-dict=$PWD/$dict")

@@ -80,7 +80,7 @@ class Scheduler {
       // Between ops: a schedule point, and a quiescent point if no other
       // thread is inside an op.
       Step(me, /*spin=*/false);
-      if (in_op_.load(std::memory_order_relaxed) == 0) CheckQuiescentUnscheduled();
+      if (in_op_.load(std::memory_order_relaxed) == 0) CheckQuiescentUnscheduled(me);
       in_op_.fetch_add(1, std::memory_order_relaxed);
       world_.RunOp(me, i);
       in_op_.fetch_sub(1, std::memory_order_relaxed);
@@ -89,7 +89,10 @@ class Scheduler {
     in_op_.fetch_add(1, std::memory_order_relaxed);
     world_.FinishThread(me);
     in_op_.fetch_sub(1, std::memory_order_relaxed);
-    if (remaining_.fetch_sub(1, std::memory_order_relaxed) == 1) {
+    // acq_rel, and visible to TSan (not a hidden hand-off): like a join, it
+    // orders every finished thread's ops before the final checks, which read
+    // other threads' pools. Nothing runs concurrently with those checks.
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       // The last thread runs the final checks (flush every pool, expect
       // zero) still under the scheduler: if they wait on something no thread
       // will ever release (a leaked lock or claim), the hang oracle fires
@@ -118,9 +121,9 @@ class Scheduler {
   // The oracle's own calls into the pools (Stats() takes the locked backend's
   // lock) pass schedule points; they must neither switch threads in the
   // middle of the check nor count as steps of the schedule.
-  void CheckQuiescentUnscheduled() {
+  void CheckQuiescentUnscheduled(size_t me) {
     tls_scheduler_ = nullptr;
-    world_.CheckQuiescent();
+    world_.CheckQuiescent(me);
     tls_scheduler_ = this;
   }
 

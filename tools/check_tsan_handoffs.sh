@@ -21,8 +21,7 @@ trap 'rm -rf "$work"' EXIT
 replay() {  # replay LABEL ENV... : runs the corpus, prints the log to $work/LABEL.log
   local label="$1"
   shift
-  env "$@" TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/fuzz/tsan_suppressions.txt" \
-    "$binary" fuzz/corpus/scheduled/* > "$work/$label.log" 2>&1 || true
+  env "$@" "$binary" fuzz/corpus/scheduled/* > "$work/$label.log" 2>&1 || true
 }
 
 bazel build --config=tsan-fuzz "$mutant" "$target" 2>&1 | tail -n 1

@@ -32,6 +32,7 @@ BACKENDS = ["locked", "lockless"]
 # (pattern in the run's output, oracle name), first match wins.
 ORACLES = [
     (re.compile(r"poolguard oracle failure \[(\w+)\]"), "oracle:{0}"),
+    (re.compile(r"poolguard: pool '.*' destroyed with"), "pool:destroyed_in_use"),
     (re.compile(r"ERROR: AddressSanitizer: attempting double-free"), "asan:double-free"),
     (re.compile(r"ERROR: AddressSanitizer: ([\w-]+)"), "asan:{0}"),
     (re.compile(r"ERROR: LeakSanitizer: detected memory leaks"), "lsan:leak"),
@@ -68,13 +69,12 @@ def bazel_build(workspace, config, mutant, target):
     return cmd
 
 
-def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path, suppressions):
+def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path):
     run_dir.mkdir(parents=True, exist_ok=True)
     corpus = run_dir / "corpus"
     shutil.rmtree(corpus, ignore_errors=True)
     shutil.copytree(corpus_seed, corpus)
     env = dict(os.environ)
-    env["TSAN_OPTIONS"] = f"halt_on_error=1 suppressions={suppressions}"
     cmd = [str(binary), f"-seed={seed}", f"-max_total_time={budget_s}", "-timeout=30",
            "-rss_limit_mb=8192", f"-artifact_prefix={run_dir}/", f"-dict={dict_path}",
            "-print_final_stats=0", str(corpus)]
@@ -171,8 +171,7 @@ def main():
                 run_dir = out / "runs" / f"{s['subject']}-{s['target']}" / f"seed{seed}"
                 futures[pool.submit(run_one, s["binary"], run_dir, seed, args.budget_s,
                                     workspace / "fuzz/corpus" / target_kind(s),
-                                    workspace / "fuzz/pool_fuzzer.dict",
-                                    workspace / "fuzz/tsan_suppressions.txt")] = s
+                                    workspace / "fuzz/pool_fuzzer.dict")] = s
         for future in concurrent.futures.as_completed(futures):
             s = futures[future]
             r = future.result()
@@ -189,9 +188,7 @@ def main():
         oracles = sorted({r["oracle"] for r in hits})
         reproduce = None
         if hits:
-            env = ("TSAN_OPTIONS=suppressions=fuzz/tsan_suppressions.txt "
-                   if s["config"].startswith("tsan") else "")
-            reproduce = (f"{s['build_cmd']} && {env}bazel-bin/fuzz/{s['target']}_bin "
+            reproduce = (f"{s['build_cmd']} && bazel-bin/fuzz/{s['target']}_bin "
                          f"{hits[0]['artifact']}")
         rows.append({
             "subject": s["subject"],
