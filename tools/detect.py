@@ -11,7 +11,9 @@ free-running target under TSan. Each is fuzzed from the checked-in seed corpus
 with --seeds different libFuzzer seeds, each run one process (one core) for at
 most --budget_s seconds. It prints a table and writes DIR/detect.md and
 DIR/detect.json (a list of objects: subject, kind, target, config, runs,
-detected, median_s, max_s, oracle, reproduce).
+detected, median_s, max_s, oracle, reproduce, replays_same_failure). Each
+scheduled-mode crash input is replayed --replays times to show that it fails
+the same way every time.
 """
 
 import argparse
@@ -110,12 +112,30 @@ def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path):
     }
 
 
+def replay(binary, artifact, times, expected_oracle):
+    """Runs a crash input `times` times; returns how many runs failed the same way."""
+    same = 0
+    for _ in range(times):
+        try:
+            result = subprocess.run([str(binary), artifact], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace",
+                                    timeout=120)
+        except subprocess.TimeoutExpired:
+            continue
+        if result.returncode != 0 and classify(result.stdout) == expected_oracle:
+            same += 1
+    return same
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="libFuzzer seeds per subject")
     parser.add_argument("--budget_s", type=int, default=300, help="seconds per run at most")
     parser.add_argument("--out", required=True, help="results folder")
-    parser.add_argument("--only", help="one subject: a mutant or a backend name")
+    parser.add_argument("--only", help="subjects to run, comma-separated: mutant or backend names")
+    parser.add_argument("--kind", choices=["mutant", "backend"], help="only mutants, or only backends")
+    parser.add_argument("--replays", type=int, default=10,
+                        help="replay each scheduled-mode crash this many times (0: skip)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="runs at once (each uses one core)")
     args = parser.parse_args()
@@ -145,11 +165,17 @@ def main():
                              target=f"scheduled_fuzzer_{backend}", config="asan-fuzz"))
         subjects.append(dict(subject=backend, kind="backend", mutant=None,
                              target=f"free_running_fuzzer_{backend}", config="tsan-fuzz"))
+    if args.kind:
+        subjects = [s for s in subjects if s["kind"] == args.kind]
     if args.only:
-        subjects = [s for s in subjects if s["subject"] == args.only]
-        if not subjects:
-            names = sorted({m["name"] for m in catalog} | set(BACKENDS))
-            die(f"no subject named '{args.only}'; choose one of: {', '.join(names)}")
+        wanted = [name for name in args.only.split(",") if name]
+        names = sorted({m["name"] for m in catalog} | set(BACKENDS))
+        unknown = [name for name in wanted if name not in names]
+        if unknown:
+            die(f"no subject named '{unknown[0]}'; choose from: {', '.join(names)}")
+        subjects = [s for s in subjects if s["subject"] in wanted]
+    if not subjects:
+        die("nothing to run with these --only/--kind choices")
 
     # Build each binary and keep a copy: the next build overwrites bazel-bin.
     bin_dir = out / "bin"
@@ -175,8 +201,14 @@ def main():
         for future in concurrent.futures.as_completed(futures):
             s = futures[future]
             r = future.result()
+            r["replayed"] = None
+            if (r["detected"] and args.replays > 0 and target_kind(s) == "scheduled"
+                    and Path(r["artifact"]).name.startswith("crash-")):
+                r["replayed"] = replay(s["binary"], r["artifact"], args.replays, r["oracle"])
             s.setdefault("results", []).append(r)
             verdict = f"{r['oracle']} after {r['seconds']} s" if r["detected"] else "nothing found"
+            if r["replayed"] is not None:
+                verdict += f", replays failing the same way {r['replayed']}/{args.replays}"
             print(f"detect: {s['subject']:<28} {s['target']:<28} seed {r['seed']}: {verdict}",
                   flush=True)
 
@@ -202,17 +234,26 @@ def main():
             "oracle": ",".join(oracles) if oracles else None,
             "reproduce": reproduce,
             "seconds_per_run": [r["seconds"] for r in results],
+            # For scheduled-mode crashes: replays of each crash input that
+            # failed with the same oracle, out of --replays.
+            "replays_same_failure": [r["replayed"] for r in hits if r["replayed"] is not None],
         })
 
     (out / "detect.json").write_text(json.dumps(rows, indent=2) + "\n")
-    header = ("| subject | kind | target | config | detected | median s | max s | oracle |\n"
-              "|---|---|---|---|---|---|---|---|\n")
+    header = ("| subject | kind | target | config | detected | median s | max s | oracle | replays |\n"
+              "|---|---|---|---|---|---|---|---|---|\n")
+    def replay_text(r):
+        counts = r["replays_same_failure"]
+        if not counts:
+            return "-"
+        return f"{sum(counts)}/{len(counts) * args.replays}"
+
     lines = []
     for r in rows:
         fmt = lambda v: "-" if v is None else str(v)
         lines.append(f"| {r['subject']} | {r['kind']} | {r['target']} | {r['config']} | "
                      f"{r['detected']}/{r['runs']} | {fmt(r['median_s'])} | {fmt(r['max_s'])} | "
-                     f"{fmt(r['oracle'])} |")
+                     f"{fmt(r['oracle'])} | {replay_text(r)} |")
     repro = [f"- `{r['subject']}`: `{r['reproduce']}`" for r in rows if r["reproduce"]]
     md = (f"# Detection experiment\n\n{args.seeds} seeds per subject, at most {args.budget_s} s "
           f"per run, one core per run, {args.jobs} run(s) at once.\n\n" + header +
