@@ -217,21 +217,6 @@ thread_local int Scheduler::tls_me_ = kNone;
 
 }  // namespace
 
-Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
-  auto byte = [&](size_t i) -> uint8_t { return i < bytes.size() ? bytes[i] : 0; };
-  Schedule schedule;
-  size_t pos = 0;
-  for (uint8_t& priority : schedule.priorities) priority = byte(pos++);
-  const size_t changes = byte(pos++) % (Schedule::kMaxChangePoints + 1);
-  for (size_t i = 0; i < Schedule::kMaxChangePoints; ++i, pos += 2) {
-    if (i < changes) {
-      schedule.change_points.push_back(
-          {byte(pos) % Program::kMaxThreads, uint32_t{byte(pos + 1)} + 1});
-    }
-  }
-  return schedule;
-}
-
 void RunScheduled(const Program& program, const Schedule& schedule) {
   std::string context = "schedule: priorities";
   for (size_t t = 0; t < program.threads.size(); ++t) {

@@ -1,0 +1,20 @@
+#include "fuzz/schedule.h"
+
+namespace poolguard::fuzz {
+
+Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
+  auto byte = [&](size_t i) -> uint8_t { return i < bytes.size() ? bytes[i] : 0; };
+  Schedule schedule;
+  size_t pos = 0;
+  for (uint8_t& priority : schedule.priorities) priority = byte(pos++);
+  const size_t changes = byte(pos++) % (Schedule::kMaxChangePoints + 1);
+  for (size_t i = 0; i < Schedule::kMaxChangePoints; ++i, pos += 2) {
+    if (i < changes) {
+      schedule.change_points.push_back(
+          {byte(pos) % Program::kMaxThreads, uint32_t{byte(pos + 1)} + 1});
+    }
+  }
+  return schedule;
+}
+
+}  // namespace poolguard::fuzz
