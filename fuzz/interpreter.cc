@@ -5,17 +5,20 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "pool/failure_injection.h"
 
 namespace poolguard::fuzz {
 namespace {
 
-std::unique_ptr<Pool> MustCreate(const PoolOptions& options) {
+// Creates a pool; nullptr when the system has no memory for it (an injected
+// failure), which the ops treat as "no such pool". Any other error is a bug.
+std::unique_ptr<Pool> CreateOrNull(const PoolOptions& options) {
   absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
-  if (!pool.ok()) {
-    OracleFailure("create_failed", std::string(pool.status().message()));
-  }
-  return *std::move(pool);
+  if (pool.ok()) return *std::move(pool);
+  if (pool.status().code() == absl::StatusCode::kResourceExhausted) return nullptr;
+  OracleFailure("create_failed", std::string(pool.status().message()));
 }
 
 // Shapes of private pools, chosen by the create op's argument.
@@ -53,17 +56,22 @@ void OracleFailure(std::string_view oracle, const std::string& message) {
 
 World::World(const Program& program)
     : program_(program), threads_(program.threads.size()) {
+  // Each run starts with no failure pending from an earlier one.
+  ClearSystemAllocFailures();
   PoolOptions small;
   small.name = "shared-small";
   small.object_size = 24;
   small.min_free = 2;
-  shared_pools_[0] = MustCreate(small);
+  shared_pools_[0] = CreateOrNull(small);
   PoolOptions limited;
   limited.name = "shared-limited";
   limited.object_size = 64;
   limited.alignment = 64;
   limited.max_objects = 6;
-  shared_pools_[1] = MustCreate(limited);
+  shared_pools_[1] = CreateOrNull(limited);
+  if (shared_pools_[0] == nullptr || shared_pools_[1] == nullptr) {
+    OracleFailure("create_failed", "no memory for the shared pools");
+  }
 }
 
 World::~World() {
@@ -186,7 +194,7 @@ void World::RunOp(size_t thread, size_t index) {
       const size_t slot = op.arg % kPrivatePools;
       if (state.private_pools[slot] == nullptr) {
         SetPrivatePool(thread, slot,
-                       MustCreate(PrivatePoolOptions(thread, slot, op.arg / kPrivatePools)));
+                       CreateOrNull(PrivatePoolOptions(thread, slot, op.arg / kPrivatePools)));
       }
       return;
     }
@@ -199,6 +207,9 @@ void World::RunOp(size_t thread, size_t index) {
       SetPrivatePool(thread, slot, nullptr);
       return;
     }
+    case OpKind::kFailNextSystemAlloc:
+      FailNextSystemAllocation();
+      return;
     case OpKind::kNumKinds:
       break;
   }

@@ -24,6 +24,8 @@ std::string_view OpKindName(OpKind kind) {
       return "create_pool";
     case OpKind::kDestroyPool:
       return "destroy_pool";
+    case OpKind::kFailNextSystemAlloc:
+      return "fail_next_system_alloc";
     case OpKind::kNumKinds:
       break;
   }

@@ -26,6 +26,7 @@ enum class OpKind : uint8_t {
   kGcAll,        // GcAll()
   kCreatePool,   // create private pool `arg` (if absent), shape from `arg`
   kDestroyPool,  // destroy private pool `arg` if it is empty
+  kFailNextSystemAlloc,  // make the next request to the system fail
   kNumKinds,
 };
 

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "pool/registry.h"
+#include "pool/system_memory.h"
 
 namespace poolguard {
 namespace {
@@ -57,10 +58,26 @@ absl::StatusOr<internal::PoolLayout> MakeLayout(const PoolOptions& options) {
 absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolOptions& options) {
   absl::StatusOr<internal::PoolLayout> layout = MakeLayout(options);
   if (!layout.ok()) return layout.status();
-  // Not make_unique: the constructor is private.
-  std::unique_ptr<Pool> pool(new Pool(*std::move(layout)));
+  // Not make_unique: the constructor is private, and the memory may be refused.
+  std::unique_ptr<Pool> pool(new (std::nothrow) Pool(*std::move(layout)));
+  if (pool == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("pool '", options.name, "': no memory for the pool itself"));
+  }
   internal::Registry::Add(pool.get());
   return pool;
+}
+
+void* Pool::operator new(size_t size, const std::nothrow_t&) noexcept {
+  return internal::AllocateFromSystem(size, alignof(Pool));
+}
+
+void Pool::operator delete(void* pool, size_t size) noexcept {
+  internal::ReleaseToSystem(pool, size, alignof(Pool));
+}
+
+void Pool::operator delete(void* pool, const std::nothrow_t&) noexcept {
+  internal::ReleaseToSystem(pool, sizeof(Pool), alignof(Pool));
 }
 
 Pool::Pool(internal::PoolLayout layout)

@@ -37,6 +37,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 
@@ -56,6 +57,7 @@ class Pool {
   // naming the field, when: object_size is 0; alignment is not a power of
   // two; rounding object_size up to the alignment overflows; max_objects
   // exceeds what the backend can count (the lockless backend: 2^32 - 1).
+  // Returns ResourceExhausted when the system has no memory for the pool.
   static absl::StatusOr<std::unique_ptr<Pool>> Create(
       const PoolOptions& options);
 
@@ -67,6 +69,13 @@ class Pool {
 
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
+
+  // A pool itself lives in memory from the system memory layer, so that an
+  // injected failure (pool/failure_injection.h) reaches Create() as well; only
+  // Create() allocates pools (nothrow).
+  static void* operator new(size_t size, const std::nothrow_t&) noexcept;
+  static void operator delete(void* pool, size_t size) noexcept;
+  static void operator delete(void* pool, const std::nothrow_t&) noexcept;
 
   // Returns an object of object_size() bytes aligned to alignment(), or
   // nullptr when max_objects objects are in use or the system has no memory

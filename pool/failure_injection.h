@@ -1,0 +1,45 @@
+// Failure injection for the system memory layer: makes AllocateFromSystem()
+// (pool/system_memory.h), which every backend and Pool::Create() go through,
+// return nullptr on demand, so that tests, fuzzers and the soak test run the
+// failure paths nobody runs otherwise (HAProxy's DEBUG_FAIL_ALLOC).
+//
+// Process-wide, safe to change from any thread. Off (the default), it costs
+// one relaxed load on the path that asks the system for memory, never on a
+// pool's Alloc()/Free() fast path.
+
+#ifndef POOLGUARD_POOL_FAILURE_INJECTION_H_
+#define POOLGUARD_POOL_FAILURE_INJECTION_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace poolguard {
+
+struct SystemAllocFailures {
+  // Fail every Nth request (the Nth, 2Nth, ...); 0: off.
+  uint64_t every_nth = 0;
+  // Fail each request with this probability, drawn from `seed`; 0: off.
+  double probability = 0;
+  uint64_t seed = 1;
+  // Fail every request once this many bytes have been handed out since the
+  // policy was set; 0: off.
+  size_t after_bytes = 0;
+};
+
+// Replaces the policy and restarts its counters. Any combination of the
+// fields may be on; a request fails when any of them says so.
+void SetSystemAllocFailures(const SystemAllocFailures& failures);
+
+// Turns every policy off, including a pending FailNextSystemAllocation().
+void ClearSystemAllocFailures();
+
+// Makes the next request to the system fail (whichever thread makes it),
+// whatever the policy.
+void FailNextSystemAllocation();
+
+// Requests failed by injection since the process started.
+uint64_t InjectedSystemAllocFailures();
+
+}  // namespace poolguard
+
+#endif  // POOLGUARD_POOL_FAILURE_INJECTION_H_
