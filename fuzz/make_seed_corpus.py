@@ -6,7 +6,8 @@
 Seeds are small generic programs (populate a pool, then use it from several
 threads beside flush, gc and pool churn), each with a few PCT schedules. The
 input format is in fuzz/op_program.h and fuzz/scheduled.h:
-  scheduled input:    4 priority bytes, change-point count, 3 x {thread, step}, program
+  scheduled input:    4 priority bytes, change-point count, 3 x {thread | kind << 2,
+                      occurrence - 1}, program
   program:            thread-count byte, then {(thread << 4) | kind, arg} per op
 """
 
@@ -62,11 +63,17 @@ SEEDS = {
                                      ("flush", t), ("gc", 0), ("check", 0), ("free", 0)]]),
 }
 
-# Schedules: plain priorities, and one or two change points early in a thread.
+# Schedules: plain priorities; one change point; two. A change point is
+# {thread | kind << 2, occurrence - 1}; kinds: 0-8 pool points (2 = CAS),
+# 9 = before an op, 10 = any point (fuzz/schedule.h).
+def change(thread, kind, occurrence):
+    return bytes([thread | kind << 2, occurrence - 1])
+
+
 SCHEDULES = [
-    bytes([3, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
-    bytes([0, 1, 2, 3, 1, 1, 6, 0, 0, 0, 0]),
-    bytes([1, 3, 0, 2, 2, 0, 12, 1, 20, 0, 0]),
+    bytes([3, 2, 1, 0, 0]) + bytes(6),
+    bytes([0, 1, 2, 3, 1]) + change(1, 10, 6) + bytes(4),
+    bytes([1, 3, 0, 2, 2]) + change(0, 9, 3) + change(1, 2, 1) + bytes(2),
 ]
 
 

@@ -10,8 +10,9 @@ Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
   const size_t changes = byte(pos++) % (Schedule::kMaxChangePoints + 1);
   for (size_t i = 0; i < Schedule::kMaxChangePoints; ++i, pos += 2) {
     if (i < changes) {
-      schedule.change_points.push_back(
-          {byte(pos) % Program::kMaxThreads, uint32_t{byte(pos + 1)} + 1});
+      schedule.change_points.push_back({byte(pos) % Program::kMaxThreads,
+                                        (byte(pos) >> 2) % Schedule::kPointKinds,
+                                        uint32_t{byte(pos + 1)} + 1});
     }
   }
   return schedule;

@@ -17,14 +17,27 @@ namespace poolguard::fuzz {
 struct Schedule {
   static constexpr size_t kMaxChangePoints = 3;
   // Bytes DecodeSchedule() reads; the program follows them in a fuzz input:
-  // one priority per thread, a change-point count, then {thread, step} pairs.
+  // one priority per thread, a change-point count, then two bytes per change
+  // point: {thread (bits 0-1) and point kind (bits 2-7), occurrence}.
   static constexpr size_t kEncodedSize = Program::kMaxThreads + 1 + kMaxChangePoints * 2;
 
+  // Kinds of schedule points a change point can name: the pool's own
+  // (poolguard::internal::SchedPoint, 0 to kPoolPointKinds - 1), the point
+  // the executor places before each op, and "any point".
+  static constexpr int kPoolPointKinds = 9;
+  static constexpr int kOpBoundary = kPoolPointKinds;
+  static constexpr int kAnyPoint = kPoolPointKinds + 1;
+  static constexpr int kPointKinds = kPoolPointKinds + 2;
+
   struct ChangePoint {
-    size_t thread;
-    // The thread drops when it reaches its schedule point number `step`
-    // (counting from 1; the point before each op counts too).
-    uint32_t step;
+    size_t thread;  // modulo the program's thread count
+    int kind;       // a SchedPoint value, kOpBoundary or kAnyPoint
+    // The thread drops below all others when it reaches its occurrence-th
+    // point of that kind (counting from 1). Naming the kind ("its 2nd CAS")
+    // keeps a change point on the same step when a mutation changes other
+    // ops, and makes the steps that matter far likelier to be hit than a
+    // plain step number would.
+    uint32_t occurrence;
   };
 
   // PCT priorities: higher runs first; ties go to the lower thread index.

@@ -79,13 +79,13 @@ class Scheduler {
     for (size_t i = 0; i < ops; ++i) {
       // Between ops: a schedule point, and a quiescent point if no other
       // thread is inside an op.
-      Step(me, /*spin=*/false);
+      Step(me, Schedule::kOpBoundary);
       if (in_op_.load(std::memory_order_relaxed) == 0) CheckQuiescentUnscheduled(me);
       in_op_.fetch_add(1, std::memory_order_relaxed);
       world_.RunOp(me, i);
       in_op_.fetch_sub(1, std::memory_order_relaxed);
     }
-    Step(me, /*spin=*/false);
+    Step(me, Schedule::kOpBoundary);
     in_op_.fetch_add(1, std::memory_order_relaxed);
     world_.FinishThread(me);
     in_op_.fetch_sub(1, std::memory_order_relaxed);
@@ -111,10 +111,12 @@ class Scheduler {
   }
 
   static void Hook(poolguard::internal::SchedPoint point) {
+    static_assert(static_cast<int>(poolguard::internal::SchedPoint::kReleaseSystem) + 1 ==
+                      Schedule::kPoolPointKinds,
+                  "Schedule::kPoolPointKinds must count the SchedPoint kinds");
     Scheduler* scheduler = tls_scheduler_;
     if (scheduler == nullptr) return;  // Not a controlled thread.
-    scheduler->Step(static_cast<size_t>(tls_me_),
-                    point == poolguard::internal::SchedPoint::kSpin);
+    scheduler->Step(static_cast<size_t>(tls_me_), static_cast<int>(point));
   }
 
  private:
@@ -129,15 +131,21 @@ class Scheduler {
 
   // One schedule point of thread `me`: count it, apply a change point, mark a
   // waiting thread, and hand over if another thread should run.
-  void Step(size_t me, bool spin) {
+  void Step(size_t me, int kind) {
+    const bool spin = kind == static_cast<int>(poolguard::internal::SchedPoint::kSpin);
     const uint32_t step = step_.fetch_add(1, std::memory_order_relaxed) + 1;
     if (step > schedule_.step_budget) {
       OracleFailure("hang", absl::StrCat("step budget of ", schedule_.step_budget,
                                          " schedule points exceeded (livelock?)"));
     }
-    const uint32_t my_step = thread_step_[me].fetch_add(1, std::memory_order_relaxed) + 1;
+    const uint32_t nth_of_kind =
+        point_counts_[me][kind].fetch_add(1, std::memory_order_relaxed) + 1;
+    const uint32_t nth_point =
+        point_counts_[me][Schedule::kAnyPoint].fetch_add(1, std::memory_order_relaxed) + 1;
     for (const Schedule::ChangePoint& change : schedule_.change_points) {
-      if (change.thread % threads_ == me && change.step == my_step) {
+      if (change.thread % threads_ != me) continue;
+      if ((change.kind == kind && change.occurrence == nth_of_kind) ||
+          (change.kind == Schedule::kAnyPoint && change.occurrence == nth_point)) {
         // Drop below every thread, including those dropped before.
         priority_[me].store(lowest_.fetch_sub(1, std::memory_order_relaxed),
                             std::memory_order_relaxed);
@@ -207,7 +215,9 @@ class Scheduler {
   std::atomic<int> in_op_{0};
   std::atomic<size_t> remaining_{threads_};  // threads not yet finished
   std::array<std::atomic<int>, Program::kMaxThreads> priority_{};
-  std::array<std::atomic<uint32_t>, Program::kMaxThreads> thread_step_{};
+  // Points each thread has passed, by kind (and in all, at kAnyPoint).
+  std::array<std::array<std::atomic<uint32_t>, Schedule::kPointKinds>, Program::kMaxThreads>
+      point_counts_{};
   std::array<std::atomic<bool>, Program::kMaxThreads> finished_{};
   std::array<std::atomic<bool>, Program::kMaxThreads> waiting_{};
 };
@@ -224,8 +234,8 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
   }
   absl::StrAppend(&context, "; change points");
   for (const Schedule::ChangePoint& change : schedule.change_points) {
-    absl::StrAppend(&context, " (thread ", change.thread % program.threads.size(), ", step ",
-                    change.step, ")");
+    absl::StrAppend(&context, " (thread ", change.thread % program.threads.size(), ", point ",
+                    change.occurrence, " of kind ", change.kind, ")");
   }
   if (schedule.change_points.empty()) absl::StrAppend(&context, " none");
   SetFailureContext(std::move(context));
