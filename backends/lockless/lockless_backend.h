@@ -1,13 +1,15 @@
 // The `lockless` backend: HAProxy's lockless pool (2.1, the seed of this
 // project) with the hole in its reasoning closed.
 //
-// Choose it when several threads allocate from one pool and none of them may
-// wait for a lock holder that the OS preempted: Alloc() and Free() never take
-// a lock. Do not choose it for the lowest single-thread cost (every operation
-// is a locked 16-byte CAS) or where `cmpxchg16b` is missing (x86-64 only here).
-// Progress: Free() and Flush() are lock-free; Alloc() waits only while another
-// thread holds the head claimed, for a few instructions (HAProxy's POOL_BUSY);
-// Flush() and Gc() exclude each other with a spinlock that Alloc() never takes.
+// Choose it when several threads share a pool and flushes or gcs must never
+// hold up their allocations: Alloc() and Free() take no lock, and their only
+// wait is on a claim, a window of three instructions (see below). Do not
+// choose it for the lowest single-thread cost (every operation is a locked
+// 16-byte CAS) or where `cmpxchg16b` is missing (x86-64 only here).
+// Progress: not strictly lock-free. A thread preempted inside a claim stalls
+// the pool's other Alloc()/Free() calls until it runs again, exactly as
+// HAProxy's POOL_BUSY does; waiters yield the CPU to let it. Flush() and Gc()
+// exclude each other with a spinlock that Alloc() and Free() never take.
 //
 // The head word, 16 bytes updated with one double-width CAS:
 //
