@@ -74,6 +74,14 @@ SCHEDULES = [
     bytes([3, 2, 1, 0, 0]) + bytes(6),
     bytes([0, 1, 2, 3, 1]) + change(1, 10, 6) + bytes(4),
     bytes([1, 3, 0, 2, 2]) + change(0, 9, 3) + change(1, 2, 1) + bytes(2),
+    # Thread 0 first; after a few ops it yields, thread 1 is preempted at its
+    # first CAS, and thread 0 runs a few more ops before thread 1 resumes.
+    bytes([3, 2, 1, 0, 3]) + change(0, 9, 4) + change(1, 2, 1) + change(0, 9, 7),
+] + [
+    # Thread 1 preempted at its first point of each pool kind (load of a
+    # head, read of a link, CAS, store, lock, ..., release to the system).
+    bytes([1, 3, 0, 2, 1]) + change(1, kind, 1) + bytes(4)
+    for kind in range(9)
 ]
 
 
