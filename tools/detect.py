@@ -20,7 +20,6 @@ import argparse
 import concurrent.futures
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -29,46 +28,25 @@ import sys
 import time
 from pathlib import Path
 
-BACKENDS = ["locked", "lockless"]
+import fuzzlib
 
-# (pattern in the run's output, oracle name), first match wins.
-ORACLES = [
-    (re.compile(r"poolguard oracle failure \[(\w+)\]"), "oracle:{0}"),
-    (re.compile(r"poolguard: pool '.*' destroyed with"), "pool:destroyed_in_use"),
-    (re.compile(r"ERROR: AddressSanitizer: attempting double-free"), "asan:double-free"),
-    (re.compile(r"ERROR: AddressSanitizer: ([\w-]+)"), "asan:{0}"),
-    (re.compile(r"ERROR: LeakSanitizer: detected memory leaks"), "lsan:leak"),
-    (re.compile(r"WARNING: ThreadSanitizer: ([\w\- ]+?) \("), "tsan:{0}"),
-    (re.compile(r"WARNING: ThreadSanitizer: ([\w\-]+)"), "tsan:{0}"),
-    (re.compile(r"runtime error: (.*)"), "ubsan"),
-    (re.compile(r"ERROR: libFuzzer: timeout"), "timeout"),
-    (re.compile(r"ERROR: libFuzzer: out-of-memory"), "oom"),
-    (re.compile(r"ERROR: libFuzzer: deadly signal"), "crash"),
-]
+TOOL = "detect"
 
 
 def die(message):
-    print(f"detect: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    fuzzlib.die(TOOL, message)
 
 
 def classify(log_text):
-    for pattern, name in ORACLES:
-        match = pattern.search(log_text)
-        if match:
-            return name.format(*[g.strip().replace(" ", "-") for g in match.groups()])
-    return "unknown"
+    return fuzzlib.classify(log_text)
 
 
 def bazel_build(workspace, config, mutant, target):
-    cmd = ["bazel", "build", f"--config={config}", f"--//fuzz/mutants:mutant={mutant or 'none'}",
-           f"//fuzz:{target}_bin"]
-    result = subprocess.run(cmd, cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout[-4000:])
-        die(f"build failed: {' '.join(cmd)}")
-    return cmd
+    try:
+        fuzzlib.bazel_build(workspace, config, mutant, [target])
+    except fuzzlib.UserError as e:
+        die(str(e))
+    return ["bazel", "build"] + fuzzlib.build_flags(config, mutant) + [f"//fuzz:{target}_bin"]
 
 
 def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path):
@@ -142,9 +120,12 @@ def main():
     if args.seeds < 1 or args.budget_s < 1 or args.jobs < 1:
         die("--seeds, --budget_s and --jobs must be positive")
 
-    workspace = Path(os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd()))
-    if not (workspace / "WORKSPACE").exists():
-        die(f"{workspace} is not the poolguard workspace; run through 'bazel run //tools:detect'")
+    try:
+        workspace = fuzzlib.workspace_dir(TOOL)
+        fuzzlib.require_toolchain()
+        backends, _ = fuzzlib.backends(workspace)
+    except fuzzlib.UserError as e:
+        die(str(e))
     out = Path(args.out)
     if not out.is_absolute():
         out = Path(os.environ.get("BUILD_WORKING_DIRECTORY", os.getcwd())) / out
@@ -160,7 +141,7 @@ def main():
     for m in catalog:
         subjects.append(dict(subject=m["name"], kind="mutant", mutant=m["name"],
                              target=f"{m['target']}_{m['backend']}", config=m["config"]))
-    for backend in BACKENDS:
+    for backend in backends:
         subjects.append(dict(subject=backend, kind="backend", mutant=None,
                              target=f"scheduled_fuzzer_{backend}", config="asan-fuzz"))
         subjects.append(dict(subject=backend, kind="backend", mutant=None,
@@ -169,7 +150,7 @@ def main():
         subjects = [s for s in subjects if s["kind"] == args.kind]
     if args.only:
         wanted = [name for name in args.only.split(",") if name]
-        names = sorted({m["name"] for m in catalog} | set(BACKENDS))
+        names = sorted({m["name"] for m in catalog} | set(backends))
         unknown = [name for name in wanted if name not in names]
         if unknown:
             die(f"no subject named '{unknown[0]}'; choose from: {', '.join(names)}")
