@@ -270,18 +270,29 @@ def read_status(t, elapsed):
                              "execs": execs})
 
 
-def stop(t):
-    if t.process is None or t.process.poll() is not None:
-        return
-    try:
-        os.killpg(t.process.pid, signal.SIGINT)
-        t.process.wait(timeout=15)
-    except (subprocess.TimeoutExpired, ProcessLookupError):
+def stop_all(targets):
+    """Stops every fuzzer: SIGINT to its process group, SIGKILL after a grace.
+
+    Nothing is lost either way: fork mode adds each input to the corpus
+    folder as its job ends, crash inputs are written when found, and
+    salvage() keeps what running jobs had found.
+    """
+    running = [t for t in targets if t.process is not None and t.process.poll() is None]
+    for t in running:
         try:
-            os.killpg(t.process.pid, signal.SIGKILL)
+            os.killpg(t.process.pid, signal.SIGINT)
         except ProcessLookupError:
             pass
-        t.process.wait()
+    deadline = time.monotonic() + 5
+    for t in running:
+        try:
+            t.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(t.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            t.process.wait()
 
 
 def salvage(t):
@@ -604,8 +615,7 @@ def campaign(args):
             break
 
     print(f"{TOOL}: stopping ({stopped_by})", flush=True)
-    for t in targets:
-        stop(t)
+    stop_all(targets)
     done.set()
     triage_thread.join()
     elapsed = time.monotonic() - begin

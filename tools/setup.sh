@@ -22,7 +22,7 @@ readonly PACKAGES=(
   clang clang-14 libclang-rt-14-dev llvm lld
   googletest libbenchmark-dev
   libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev
-  dpkg-dev python3 zip unzip binutils
+  dpkg-dev python3 zip unzip binutils cmake ninja-build
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -1,0 +1,94 @@
+#!/bin/bash -eu
+# ClusterFuzzLite / OSS-Fuzz build script, in OSS-Fuzz's conventions: runs in
+# the project's folder with $CC, $CXX, $CFLAGS, $CXXFLAGS (sanitizer and
+# coverage flags) and $LIB_FUZZING_ENGINE set, and writes to $OUT every fuzz
+# target with its <target>_seed_corpus.zip, <target>.dict and <target>.options.
+#
+# It compiles with the given compilers directly rather than through Bazel:
+# the builder images carry neither Bazel 4 nor the Debian packages our
+# WORKSPACE binds, and OSS-Fuzz wants its own flags on every object anyway.
+# The sources are globbed per folder, so a new backend or source file needs
+# no edit here; the backend list is read from pool/backends.bzl, the one list.
+#
+# Abseil comes from $ABSL_SRC (default $SRC/abseil-cpp, cloned by the
+# Dockerfile) and is built with the same flags, so the sanitizers see it.
+# tools/check_cflite_build.sh runs this script locally in CI.
+
+# Also when started as "bash build.sh", which ignores the #! line's flags.
+set -euo pipefail
+
+project="$PWD"
+absl_src="${ABSL_SRC:-$SRC/abseil-cpp}"
+work="${WORK:-$(mktemp -d)}"
+mkdir -p "$work" "$OUT"
+
+# 1. Abseil, the parts poolguard uses, instrumented like the rest.
+cmake -S "$absl_src" -B "$work/absl" -G Ninja \
+  -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" \
+  -DCMAKE_C_FLAGS="$CFLAGS" -DCMAKE_CXX_FLAGS="$CXXFLAGS" \
+  -DCMAKE_CXX_STANDARD=17 -DABSL_PROPAGATE_CXX_STD=ON -DBUILD_TESTING=OFF \
+  -DCMAKE_BUILD_TYPE= >"$work/absl-configure.log"
+# (Abseil's CMake names its targets without the absl_ prefix.)
+cmake --build "$work/absl" --target status statusor strings synchronization \
+  >"$work/absl-build.log"
+mapfile -t absl_libs < <(find "$work/absl" -name 'libabsl_*.a' | sort)
+
+backends=$(sed -n '/^BACKENDS = \[/,/^\]/s/^ *"\([a-z_]*\)",.*/\1/p' pool/backends.bzl)
+[[ -n "$backends" ]] || { echo "build.sh: no BACKENDS in pool/backends.bzl" >&2; exit 1; }
+
+# -mcx16: the lockless backend's double-width CAS (harmless elsewhere).
+common=(-std=c++17 -I"$project" -I"$absl_src" -mcx16 -pthread)
+
+# compile OUTDIR INCLUDE FLAGS... -- SOURCES...: objects into OUTDIR.
+compile() {
+  local outdir="$1" include="$2"
+  shift 2
+  local flags=()
+  while [[ "$1" != "--" ]]; do flags+=("$1"); shift; done
+  shift
+  mkdir -p "$outdir"
+  local src
+  for src in "$@"; do
+    local obj="$outdir/$(echo "$src" | tr / _).o"
+    # shellcheck disable=SC2086  # $CXXFLAGS is a list of flags
+    $CXX $CXXFLAGS "${common[@]}" -I"$include" "${flags[@]}" -c "$src" -o "$obj"
+  done
+}
+
+for backend in $backends; do
+  # "poolguard/backend.h" is how pool/pool.h reaches the chosen backend.
+  include="$work/include-$backend"
+  mkdir -p "$include/poolguard"
+  cp "backends/$backend/backend.h" "$include/poolguard/backend.h"
+  backend_sources=(backends/"$backend"/*.cc)
+  [[ -e "${backend_sources[0]}" ]] || backend_sources=()
+
+  # The scheduled fuzzer: schedule points compiled in, exact replay.
+  # The free-running fuzzer: the production pool on real threads.
+  for fuzzer in scheduled free_running; do
+    case "$fuzzer" in
+      scheduled)
+        defines=(-DPOOLGUARD_SCHEDULE_POINTS)
+        harness=(fuzz/op_program.cc fuzz/interpreter.cc fuzz/schedule.cc fuzz/scheduled.cc) ;;
+      free_running)
+        defines=(-DPOOLGUARD_FREE_RUNNING_FUZZER)
+        harness=(fuzz/op_program.cc fuzz/interpreter.cc fuzz/free_running.cc) ;;
+    esac
+    target="${fuzzer}_fuzzer_${backend}"
+    objects="$work/obj/$target"
+    rm -rf "$objects"
+    compile "$objects" "$include" "${defines[@]}" -- \
+      pool/*.cc "${backend_sources[@]}" "${harness[@]}" fuzz/pool_fuzzer.cc
+    # shellcheck disable=SC2086  # $CXXFLAGS and $LIB_FUZZING_ENGINE are lists
+    $CXX $CXXFLAGS "$objects"/*.o $LIB_FUZZING_ENGINE \
+      -Wl,--start-group "${absl_libs[@]}" -Wl,--end-group -pthread -o "$OUT/$target"
+
+    (cd "fuzz/corpus/$fuzzer" && zip -q -j "$OUT/${target}_seed_corpus.zip" ./*)
+    cp fuzz/pool_fuzzer.dict "$OUT/$target.dict"
+    cat >"$OUT/$target.options" <<OPTIONS
+[libfuzzer]
+dict = $target.dict
+timeout = 30
+OPTIONS
+  done
+done

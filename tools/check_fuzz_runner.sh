@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Checks the campaign runner end to end on a seeded bug (CI):
+#  1. a short campaign against the mutant finds the bug and reports it once
+#     (however many inputs hit it), with a reproduction command;
+#  2. that command fails when run;
+#  3. a second campaign with the same state lists it as known, not new.
+#
+#   tools/check_fuzz_runner.sh [MUTANT] [MINUTES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mutant="${1:-seed_alloc_reads_freed_head}"
+minutes="${2:-0.5}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "check_fuzz_runner: FAIL: $*" >&2; exit 1; }
+
+run() {  # run OUT: a campaign with a private state folder; exit 1 = new crash
+  local code=0
+  bazel run //tools:fuzz -- --minutes="$minutes" --mutant="$mutant" --out="$1" \
+    --state_dir="$tmp/state" --minimize_s=10 >"$1.log" 2>&1 || code=$?
+  echo "$code"
+}
+
+code=$(run "$tmp/first")
+[[ "$code" == 1 ]] || { tail -30 "$tmp/first.log" >&2; fail "first campaign exited $code, expected 1 (new crash)"; }
+read -r unique new inputs reproduce < <(python3 - "$tmp/first/report.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+crashes = report["crashes"]
+print(len(crashes), sum(c["new"] for c in crashes),
+      sum(c["inputs"] for c in crashes), crashes[0]["reproduce"] if crashes else "-")
+PY
+)
+[[ "$unique" == 1 && "$new" == 1 ]] || fail "expected 1 unique new crash, got $unique unique, $new new"
+for f in report.md report.html report.json coverage.svg; do
+  [[ -s "$tmp/first/$f" ]] || fail "$f missing"
+done
+echo "check_fuzz_runner: 1 unique crash from $inputs input(s); reproducing: $reproduce"
+if bash -c "$reproduce" >"$tmp/repro.log" 2>&1; then
+  fail "the reproduction command did not fail: $reproduce"
+fi
+grep -q "ERROR: AddressSanitizer\|poolguard oracle failure" "$tmp/repro.log" ||
+  fail "the reproduction failed without a sanitizer or oracle report"
+
+code=$(run "$tmp/second")
+[[ "$code" == 0 ]] || { tail -30 "$tmp/second.log" >&2; fail "second campaign exited $code, expected 0 (nothing new)"; }
+python3 - "$tmp/second/report.json" <<'PY' || fail "second campaign reported the bug as new"
+import json, sys
+crashes = json.load(open(sys.argv[1]))["crashes"]
+sys.exit(0 if crashes and not any(c["new"] for c in crashes) else 1)
+PY
+echo "check_fuzz_runner: ok: reported once, reproduction fails, known on the second run"
