@@ -370,7 +370,8 @@ def progress_line(t, elapsed, total, triage):
     state = ""
     if t.problem:
         state = f"  ({t.problem})"
-    return (f"{t.label:<38} {t.sanitizer:<4} {fmt(min(elapsed, total))}/{fmt(total)}  "
+    return (f"{t.label:<30} {t.sanitizer:<4} {fmt(min(elapsed, total))} elapsed, "
+            f"{fmt(max(0, total - elapsed))} left  "
             f"{s.get('exec_s', 0):>6} exec/s  cov {s.get('cov', '-'):>5}  "
             f"corpus {s.get('corpus', t.corpus_start):>5}  crashes {t.crash_inputs}"
             f" ({len(unique)} unique, {sum(c.new for c in unique)} new){state}")
@@ -602,7 +603,10 @@ def campaign(args):
         if tty:
             if printed:
                 sys.stdout.write(f"\x1b[{printed}F")
-            sys.stdout.write("".join(f"\x1b[2K{line}\n" for line in lines))
+            # Cut to the terminal's width: a wrapped line would break the
+            # cursor arithmetic that redraws the block in place.
+            width = shutil.get_terminal_size().columns - 1
+            sys.stdout.write("".join(f"\x1b[2K{line[:width]}\n" for line in lines))
             sys.stdout.flush()
             printed = len(lines)
         elif elapsed - last_plain >= args.progress_s:
