@@ -45,8 +45,11 @@ ORACLES = [
 # ASan and libFuzzer print "#3 0x55d1 in f(...) file"; TSan prints "#3 f(...) file".
 _FRAME = re.compile(r"^\s*#(\d+) (?:0x[0-9a-f]+ in )?(\S.*)$")
 
-# Frames that say where a report was raised, not where the bug is.
+# Frames that say where a report was raised, not where the bug is: runtimes,
+# the oracle's own reporting, and the fuzz scheduler a schedule point calls.
 _NOISE = re.compile(r"^(__|std::|fuzzer::|abort|raise|gsignal|poolguard::fuzz::OracleFailure"
+                    r"|poolguard::fuzz::\{anonymous\}::Scheduler::"
+                    r"|poolguard::internal::RunSchedPointHook"
                     r"|LLVMFuzzerTestOneInput|start_thread|clone|main$|void std::|absl::)")
 
 
@@ -149,37 +152,48 @@ def classify(log_text):
     return "unknown"
 
 
-def top_frames(log_text, count=3):
-    """The first `count` frames of the first stack that are poolguard's code.
+def stacks(log_text):
+    """Each stack of a report, as the list of poolguard functions in it.
 
-    Like ClusterFuzz's crash state: the frames where the failure surfaced,
-    without sanitizer, libFuzzer and standard-library frames, argument lists
-    or addresses, so the same bug found by different inputs matches.
+    Sanitizer, libFuzzer and standard-library frames, argument lists and
+    addresses are dropped, so the same bug reached by different inputs (or
+    built at different addresses) gives the same lists.
     """
-    frames = []
-    in_stack = False
+    result = []
+    current = None
     for line in log_text.splitlines():
         match = _FRAME.match(line)
         if not match:
-            if in_stack and frames:
-                break  # the first stack with one of our frames is enough
+            if current is not None:
+                result.append(current)
+                current = None
             continue
-        in_stack = True
+        if current is None:
+            current = []
         text = match.group(2).replace("(anonymous namespace)", "{anonymous}")
         function = text.split("(")[0].strip()  # drop the argument list
         if _NOISE.match(function) or "poolguard" not in function:
             continue
-        if not frames or frames[-1] != function:
-            frames.append(function)
-        if len(frames) == count:
-            break
-    return frames
+        if not current or current[-1] != function:
+            current.append(function)
+    if current is not None:
+        result.append(current)
+    return [frames for frames in result if frames]
 
 
 def signature(log_text):
-    """(class, frames, id): what de-duplicates crashes."""
+    """(class, frames, id): what de-duplicates crashes.
+
+    Like ClusterFuzz's crash state: the class and the top three poolguard
+    frames of the first stack (where the failure surfaced). A data race also
+    names the top frame of the other access, since the same read racing with
+    two different writers is two bugs.
+    """
     kind = classify(log_text)
-    frames = top_frames(log_text)
+    found = stacks(log_text)
+    frames = found[0][:3] if found else []
+    if kind == "tsan:data-race" and len(found) > 1:
+        frames = frames + ["racing with " + found[1][0]]
     digest = hashlib.sha1("\n".join([kind] + frames).encode()).hexdigest()[:12]
     return kind, frames, digest
 

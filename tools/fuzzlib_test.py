@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Crash classes and signatures (tools/fuzzlib.py) on real reports in tools/testdata."""
+
+import re
+import sys
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import fuzzlib  # noqa: E402
+
+TESTDATA = Path(__file__).parent / "testdata"
+
+
+def load(name):
+    return (TESTDATA / name).read_text()
+
+
+class SignatureTest(unittest.TestCase):
+
+    def test_asan_use_after_free(self):
+        kind, frames, _ = fuzzlib.signature(load("asan_use_after_free.txt"))
+        self.assertEqual(kind, "asan:heap-use-after-free")
+        self.assertEqual(frames, ["poolguard::internal::LocklessBackend::PopFromShared",
+                                  "poolguard::internal::LocklessBackend::Alloc",
+                                  "poolguard::fuzz::World::RunOp"])
+
+    def test_tsan_race_names_both_accesses(self):
+        kind, frames, _ = fuzzlib.signature(load("tsan_data_race.txt"))
+        self.assertEqual(kind, "tsan:data-race")
+        self.assertEqual(frames[0], "poolguard::fuzz::World::CheckQuiescent")
+        self.assertEqual(frames[-1], "racing with poolguard::internal::"
+                         "BasicLockedBackend<poolguard::internal::SpinLock>::Flush")
+
+    def test_oracle_hang_points_past_the_scheduler(self):
+        kind, frames, _ = fuzzlib.signature(load("oracle_hang.txt"))
+        self.assertEqual(kind, "oracle:hang")
+        self.assertEqual(frames, ["poolguard::internal::Backoff::Wait",
+                                  "poolguard::internal::LocklessBackend::AllocFromSystem",
+                                  "poolguard::internal::LocklessBackend::Alloc"])
+
+    def test_same_bug_at_other_addresses_and_pids_matches(self):
+        text = load("asan_use_after_free.txt")
+        moved = re.sub(r"0x[0-9a-f]+", "0x7f00deadbeef", text)
+        moved = re.sub(r"==\d+==", "==4242==", moved)
+        self.assertEqual(fuzzlib.signature(text)[2], fuzzlib.signature(moved)[2])
+
+    def test_other_location_differs(self):
+        text = load("asan_use_after_free.txt")
+        other = text.replace("PopFromShared", "PushToShared", 1)
+        self.assertNotEqual(fuzzlib.signature(text)[2], fuzzlib.signature(other)[2])
+
+    def test_other_class_differs(self):
+        text = load("asan_use_after_free.txt")
+        other = text.replace("heap-use-after-free", "heap-buffer-overflow", 1)
+        self.assertNotEqual(fuzzlib.signature(text)[2], fuzzlib.signature(other)[2])
+
+    def test_unknown_output(self):
+        self.assertEqual(fuzzlib.signature("nothing to see")[:2], ("unknown", []))
+
+
+if __name__ == "__main__":
+    unittest.main()
