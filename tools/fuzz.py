@@ -12,8 +12,10 @@ for --minutes, showing one progress line per target. Every crash is replayed,
 classified (sanitizer and bug type, or oracle), de-duplicated by a stack
 signature, minimized and stored with a one-line reproduction command; a
 signature seen in an earlier campaign is listed as known, not reported again.
-At the end each target's corpus is merged (minimized) in place, and DIR gets
-report.md, report.html, report.json and coverage.svg.
+At the end, of the inputs the campaign added to each target's corpus, those
+that add coverage are kept (libFuzzer's merge; --full_merge minimizes the
+whole corpus instead), and DIR gets report.md, report.html, report.json and
+coverage.svg.
 
 The corpus of each target persists outside the checkout
 (~/.cache/poolguard/corpus/<target>, shared with `bazel run //fuzz:<t>_run`),
@@ -148,6 +150,9 @@ def parse_args(argv):
     parser.add_argument("--corpus_root", help="corpus folders (default STATE_DIR/corpus)")
     parser.add_argument("--minimize_s", type=int, default=30,
                         help="seconds to minimize each new crash (0: skip)")
+    parser.add_argument("--full_merge", action="store_true",
+                        help="minimize the whole corpus at the end (default: keep it, add only "
+                             "this campaign's inputs that add coverage)")
     parser.add_argument("--progress_s", type=int, default=30,
                         help="seconds between progress lines when not on a terminal")
     args = parser.parse_args(argv)
@@ -222,12 +227,27 @@ def build(targets, workspace, out):
             shutil.copy2(paths[t.name], t.binary)
 
 
+def recover_corpus(t):
+    """Puts back inputs a campaign killed in the middle of its merge had moved."""
+    old = t.corpus.with_name(t.corpus.name + ".old")
+    if old.is_dir() and not t.corpus.exists():
+        old.rename(t.corpus)
+    merging = t.corpus.with_name(t.corpus.name + ".merging")
+    if merging.is_dir() and t.corpus.is_dir():
+        for p in merging.iterdir():
+            if not (t.corpus / p.name).exists():
+                p.rename(t.corpus / p.name)
+        shutil.rmtree(merging, ignore_errors=True)
+
+
 def prepare_corpus(t, workspace):
+    recover_corpus(t)
     fuzzlib.writable_dir(t.corpus, "corpus folder")
     if count_files(t.corpus) == 0:
         for seed in (workspace / "fuzz/corpus" / t.seed_kind).iterdir():
             shutil.copy2(seed, t.corpus / seed.name)
     t.corpus_start = count_files(t.corpus)
+    t.corpus_before = {p.name for p in t.corpus.iterdir()}
     for folder in (t.artifacts, t.tmp):
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -398,29 +418,52 @@ def minimize(crash, seconds, crash_dir):
     return original
 
 
-def merge_corpus(t):
-    """Minimizes the corpus in place; on any failure the old corpus stays."""
-    merged = t.corpus.with_name(t.corpus.name + ".merging")
-    shutil.rmtree(merged, ignore_errors=True)
-    merged.mkdir()
+def merge_corpus(t, full):
+    """Keeps, of the inputs this campaign added, those that add coverage.
+
+    libFuzzer's merge (`-merge=1 CORPUS NEW`) copies into CORPUS only the
+    inputs of NEW with features CORPUS lacks, so the persistent corpus grows
+    from campaign to campaign and never loses an input it had. With `full`,
+    the whole corpus is minimized instead (it can shrink), into a new folder
+    swapped in only when the merge succeeded. Either way a failed merge
+    leaves every input where it was. Returns the corpus size, or None.
+    """
     env = dict(os.environ, TMPDIR=str(t.tmp))
+    target_dir = t.corpus.with_name(t.corpus.name + ".merging")
+    shutil.rmtree(target_dir, ignore_errors=True)
+    target_dir.mkdir()
+    if full:
+        into, sources = target_dir, [t.corpus]
+    else:
+        # This campaign's inputs move aside, and come back through the merge.
+        for p in t.corpus.iterdir():
+            if p.name not in t.corpus_before:
+                p.rename(target_dir / p.name)
+        into, sources = t.corpus, [target_dir]
     try:
         result = subprocess.run([str(t.binary), "-merge=1", "-timeout=30", "-rss_limit_mb=4096",
-                                 str(merged), str(t.corpus)],
+                                 str(into)] + [str(d) for d in sources],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                 timeout=600)
-        ok = result.returncode == 0 and count_files(merged) > 0
+        ok = result.returncode == 0
     except subprocess.TimeoutExpired:
         ok = False
-    if not ok:
-        shutil.rmtree(merged, ignore_errors=True)
-        return None
-    old = t.corpus.with_name(t.corpus.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    t.corpus.rename(old)
-    merged.rename(t.corpus)
-    shutil.rmtree(old, ignore_errors=True)
-    return count_files(t.corpus)
+    if full:
+        if ok and count_files(target_dir) > 0:
+            old = t.corpus.with_name(t.corpus.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            t.corpus.rename(old)
+            target_dir.rename(t.corpus)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            shutil.rmtree(target_dir, ignore_errors=True)
+    else:
+        if not ok:
+            for p in target_dir.iterdir():
+                if not (t.corpus / p.name).exists():
+                    p.rename(t.corpus / p.name)
+        shutil.rmtree(target_dir, ignore_errors=True)
+    return count_files(t.corpus) if ok else None
 
 
 def load_known(path):
@@ -670,7 +713,7 @@ def campaign(args):
         if interrupts >= 2:
             break
         print(f"{TOOL}: merging the corpus of {t.label} ({t.corpus_end} inputs)", flush=True)
-        t.corpus_merged = merge_corpus(t)
+        t.corpus_merged = merge_corpus(t, args.full_merge)
         shutil.rmtree(t.tmp, ignore_errors=True)
 
     meta = {"started": started, "minutes": args.minutes, "jobs": args.jobs,
