@@ -21,6 +21,8 @@ BACKENDS = [
     "locked",
     # DWCAS {head, counts} free list with a claim protocol; flush/gc under a spinlock.
     "lockless",
+    # Per-thread array caches in front of a lockless shared list (the default).
+    "tlcache",
 ]
 
 # The backend //pool links when --//pool:backend is not given.
