@@ -50,6 +50,7 @@ POOLGUARD_COPTS = [
 
 # Users reach a backend through //pool; these packages may use one directly.
 _BACKEND_VISIBILITY = [
+    "//bench:__pkg__",
     "//pool:__pkg__",
     "//fuzz:__subpackages__",
     "//tests:__subpackages__",

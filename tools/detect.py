@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-BACKENDS = ["locked", "lockless"]
+BACKENDS = ["locked", "lockless", "tlcache"]
 
 # (pattern in the run's output, oracle name), first match wins.
 ORACLES = [
