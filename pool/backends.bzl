@@ -26,7 +26,7 @@ BACKENDS = [
 ]
 
 # The backend //pool links when --//pool:backend is not given.
-DEFAULT_BACKEND = "lockless"
+DEFAULT_BACKEND = "tlcache"
 
 # Build variants of every backend and of the code above it, by target-name
 # suffix. Each maps to a //pool:internal<suffix> library whose `defines`
