@@ -21,15 +21,13 @@ std::unique_ptr<Pool> MakePool(const char* name, size_t min_free) {
 }
 
 // One pool for the whole run, never destroyed: threads of a run share it.
-Pool& SharedPool() {
-  static Pool* pool = MakePool("bench", 0).release();
-  return *pool;
-}
+// Created in main() before any benchmark (no guard on the access).
+Pool* shared_pool = nullptr;
 
 struct PoolSubject {
   static constexpr bool kCrossThread = true;
-  static void* Alloc() { return SharedPool().Alloc(); }
-  static void Free(void* object) { SharedPool().Free(object); }
+  static void* Alloc() { return shared_pool->Alloc(); }
+  static void Free(void* object) { shared_pool->Free(object); }
 };
 
 // Thread 0 fills the pool with free objects (256 allocated, then freed:
@@ -81,6 +79,7 @@ void FlushUnderLoad(benchmark::State& state) {
 
 int main(int argc, char** argv) {
   using namespace poolguard::bench;
+  shared_pool = MakePool("bench", 0).release();
   const std::string subject(poolguard::BackendName());
   RegisterWorkloads<PoolSubject>(subject);
   for (int t : kThreadCounts) {

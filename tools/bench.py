@@ -104,7 +104,12 @@ def parse(report):
         if workload in PER_OP:
             yield subject, workload, threads, float(b["op_ns"]), float(b["bytes_returned"])
         else:
-            yield subject, workload, threads, float(b["real_time"]) / float(b["pairs_per_iter"]), None
+            per_iter = float(b["pairs_per_iter"])
+            wall, cpu = float(b["real_time"]) / per_iter, float(b["cpu_time"]) / per_iter
+            # One thread: its CPU time, which preemption by the machine's other
+            # users does not inflate. More threads: wall time, which includes
+            # waiting for the others (contention, oversubscription): the point.
+            yield subject, workload, threads, cpu if threads == 1 else wall, None
 
 
 def main():
@@ -219,7 +224,9 @@ def main():
         "",
         "`bazel run //tools:bench -- --out=%s --reps=%d --min_time=%g` on %s, %d CPUs, "
         "%.0f s. Medians of %d repetitions (each subject one process per repetition, order "
-        "rotated); 64-byte objects; ns per alloc+free pair per thread, wall clock. "
+        "rotated); 64-byte objects; ns per alloc+free pair per thread: CPU time of the "
+        "thread for 1 thread (immune to preemption by other users of the machine), wall "
+        "time for 2 and 4 threads (includes waiting for the others). "
         "Floors: `floor:array` per-thread array, `floor:tl_list` thread-local list, "
         "`floor:cas_list` one DWCAS free list, `floor:spinlock_list` a list under the "
         "locked backend's SpinLock. Peers: malloc/free under LD_PRELOAD." % (

@@ -47,7 +47,7 @@ int ChooseBarrier() {
   return 2;
 }
 
-// The drainer's half of the handshake: after its stores of stop = 1, before
+// The drainer's half of the handshake: after its stores of open = 0, before
 // its loads of busy. The seq_cst fence pairs with the owner's fence (no
 // membarrier) and orders our own stores before the system call.
 void HeavyBarrier() {
@@ -146,6 +146,7 @@ TlcacheBackend::~TlcacheBackend() {
         g_slots_used_mask.load(std::memory_order_relaxed) & ~(1 << slot_),
         std::memory_order_relaxed);
   }
+  EmptyTransfer();
   FlushShared();
   tlcache_list_lock.Unlock();
 }
@@ -303,9 +304,44 @@ void TlcacheBackend::GcShared() {
 // ---------------------------------------------------------------------------
 // Caches.
 
+size_t TlcacheBackend::TakeFromTransfer(void** out, size_t want) {
+  // relaxed: a hint, re-read under the lock.
+  if (transfer_count_.load(std::memory_order_relaxed) == 0) return 0;
+  SpinLockHolder holder(&transfer_lock_);
+  const size_t count = transfer_count_.load(std::memory_order_relaxed);
+  const size_t n = std::min(want, count);
+  std::memcpy(out, transfer_ + (count - n), n * sizeof(void*));
+  transfer_count_.store(count - n, std::memory_order_relaxed);
+  return n;
+}
+
+bool TlcacheBackend::GiveToTransfer(void* const* objects) {
+  constexpr size_t kBatch = TlcacheCache::kBatch;
+  // relaxed: a hint, re-read under the lock.
+  if (transfer_count_.load(std::memory_order_relaxed) + kBatch > kTransferCapacity) {
+    return false;
+  }
+  SpinLockHolder holder(&transfer_lock_);
+  const size_t count = transfer_count_.load(std::memory_order_relaxed);
+  if (count + kBatch > kTransferCapacity) return false;
+  std::memcpy(transfer_ + count, objects, kBatch * sizeof(void*));
+  transfer_count_.store(count + kBatch, std::memory_order_relaxed);
+  return true;
+}
+
+void TlcacheBackend::EmptyTransfer() {
+  SpinLockHolder holder(&transfer_lock_);
+  const size_t n = transfer_count_.load(std::memory_order_relaxed);
+  if (n == 0) return;
+  for (size_t i = 0; i + 1 < n; ++i) WriteLink(transfer_[i], transfer_[i + 1]);
+  PushChain(transfer_[0], transfer_[n - 1], n);
+  transfer_count_.store(0, std::memory_order_relaxed);
+}
+
 void* TlcacheBackend::Refill(TlcacheCache& cache) {
   // Inside the owner's window: the cache is ours, and empty.
-  const size_t n = PopBatch(cache.objects, TlcacheCache::kBatch, kFreeOne);
+  size_t n = TakeFromTransfer(cache.objects, TlcacheCache::kBatch);
+  if (n == 0) n = PopBatch(cache.objects, TlcacheCache::kBatch, kFreeOne);
   if (n != 0) {
     cache.count.store(static_cast<uint32_t>(n - 1), std::memory_order_relaxed);
     void* object = cache.objects[n - 1];
@@ -322,10 +358,12 @@ void TlcacheBackend::GiveBackHalf(TlcacheCache& cache, void* object) {
   // half into a chain (the objects are poisoned but for their link words).
   constexpr uint32_t kKeep = TlcacheCache::kCapacity - TlcacheCache::kBatch;
   void** objects = cache.objects;
-  for (uint32_t i = kKeep; i + 1 < TlcacheCache::kCapacity; ++i) {
-    WriteLink(objects[i], objects[i + 1]);
+  if (!GiveToTransfer(objects + kKeep)) {
+    for (uint32_t i = kKeep; i + 1 < TlcacheCache::kCapacity; ++i) {
+      WriteLink(objects[i], objects[i + 1]);
+    }
+    PushChain(objects[kKeep], objects[TlcacheCache::kCapacity - 1], TlcacheCache::kBatch);
   }
-  PushChain(objects[kKeep], objects[TlcacheCache::kCapacity - 1], TlcacheCache::kBatch);
   objects[kKeep] = object;
   cache.count.store(kKeep + 1, std::memory_order_relaxed);
 }
@@ -339,7 +377,7 @@ void TlcacheBackend::EmptyCache(TlcacheCache& cache) {
 }
 
 bool TlcacheBackend::BindCache(TlcacheCache& cache) {
-  if (t_exiting) return false;
+  if (t_exiting || slot_ == kTlcacheSlots) return false;
   // Outside any window. Registers this thread's exit hook (a TLS destructor)
   // before taking the lock: the registration may allocate.
   t_exit_hook.armed = true;
@@ -347,12 +385,14 @@ bool TlcacheBackend::BindCache(TlcacheCache& cache) {
   // A cache of slot_ is unbound or bound to this pool: a slot is given to a
   // new pool only after ~Pool of the previous one unbound all its caches.
   if (cache.pool == nullptr) {
-    // Unlinked, so no drainer touches it: stop is 0 and we own it.
+    // Unlinked, so no drainer touches it: it is closed, empty and ours.
     cache.pool = this;
     cache.prev = nullptr;
     cache.next = first_cache_;
     if (first_cache_ != nullptr) first_cache_->prev = &cache;
     first_cache_ = &cache;
+    // relaxed: only this thread's windows read it without the lock.
+    cache.open.store(1, std::memory_order_relaxed);
   }
   tlcache_list_lock.Unlock();
   return true;
@@ -361,8 +401,8 @@ bool TlcacheBackend::BindCache(TlcacheCache& cache) {
 void* TlcacheBackend::AllocSlow() {
   if (slot_ < kTlcacheSlots) {
     TlcacheCache& cache = tlcache_caches[slot_];
-    // A drainer holds the cache (stop), or it is not bound yet. In the first
-    // case BindCache() finds it bound and we take one more try.
+    // A drainer holds the cache, or it is not bound yet. In the first case
+    // BindCache() finds it bound and we take one more try.
     if (BindCache(cache)) {
       if (OpenWindow(cache)) {
         const uint32_t n = cache.count.load(std::memory_order_relaxed);
@@ -386,7 +426,7 @@ void* TlcacheBackend::AllocSlow() {
 
 void* TlcacheBackend::AllocShared() {
   void* object;
-  if (PopBatch(&object, 1, kFreeOne) == 1) {
+  if (TakeFromTransfer(&object, 1) == 1 || PopBatch(&object, 1, kFreeOne) == 1) {
     UnpoisonObject(object, layout_.slot_size);
     return object;
   }
@@ -433,14 +473,15 @@ void TlcacheBackend::FreeSlow(void* object) {
 
 void TlcacheBackend::DrainCaches(bool unbind) {
   if (first_cache_ == nullptr) return;
-  // 1. Stop every owner: from its next window on, it bypasses its cache.
-  //    relaxed: ordered before the loads of busy by HeavyBarrier().
+  // 1. Close every cache: from its owner's next window on, the owner
+  //    bypasses it. relaxed: ordered before the loads of busy by
+  //    HeavyBarrier().
   for (TlcacheCache* cache = first_cache_; cache != nullptr; cache = cache->next) {
     POOLGUARD_SCHED_POINT(kStoreHead);
-    cache->stop.store(1, std::memory_order_relaxed);
+    cache->open.store(0, std::memory_order_relaxed);
   }
   // 2. Either an owner's busy = 1 is visible to the loads below, or its load
-  //    of stop sees 1 (membarrier() ran a full barrier on its CPU).
+  //    of open sees 0 (membarrier() ran a full barrier on its CPU).
   HeavyBarrier();
   for (TlcacheCache* cache = first_cache_; cache != nullptr; cache = cache->next) {
     // 3. Wait for a window in progress. acquire: pairs with CloseWindow()'s
@@ -452,18 +493,23 @@ void TlcacheBackend::DrainCaches(bool unbind) {
       if (cache->busy.load(std::memory_order_acquire) == 0) break;
       backoff.Wait();
     }
-    // 4. The contents are ours until stop is cleared.
+    // 4. The contents are ours until the cache is opened again.
     EmptyCache(*cache);
     if (unbind) cache->pool = nullptr;
   }
   TlcacheCache* next;
   for (TlcacheCache* cache = first_cache_; cache != nullptr; cache = next) {
     next = cache->next;
-    if (unbind) cache->prev = cache->next = nullptr;
+    if (unbind) {
+      // Unbound caches stay closed; the owner's next call takes the slow
+      // path, whose BindCache() takes this lock after us.
+      cache->prev = cache->next = nullptr;
+      continue;
+    }
     // 5. Hand the cache back. release: pairs with the owner's acquire load
-    //    of stop; it then sees the cache empty (and unbound).
+    //    of open; it then sees the cache empty.
     POOLGUARD_SCHED_POINT(kStoreHead);
-    cache->stop.store(0, std::memory_order_release);
+    cache->open.store(1, std::memory_order_release);
   }
   if (unbind) first_cache_ = nullptr;
 }
@@ -480,20 +526,23 @@ void TlcacheBackend::ReturnCacheAtThreadExit(TlcacheCache& cache) {
   if (cache.next != nullptr) cache.next->prev = cache.prev;
   cache.prev = cache.next = nullptr;
   cache.pool = nullptr;
+  cache.open.store(0, std::memory_order_relaxed);
 }
 
 void TlcacheBackend::Flush() {
   tlcache_list_lock.Lock();
   DrainCaches(/*unbind=*/false);
+  EmptyTransfer();
   FlushShared();
   tlcache_list_lock.Unlock();
 }
 
 void TlcacheBackend::Gc() {
-  // Simple and exact: every cache goes back to the shared list, which is then
-  // trimmed to min_free.
+  // Simple and exact: every cache and the transfer cache go back to the
+  // shared list, which is then trimmed to min_free.
   tlcache_list_lock.Lock();
   DrainCaches(/*unbind=*/false);
+  EmptyTransfer();
   GcShared();
   tlcache_list_lock.Unlock();
 }
@@ -505,6 +554,7 @@ PoolStats TlcacheBackend::Stats() const {
   for (const TlcacheCache* cache = first_cache_; cache != nullptr; cache = cache->next) {
     cached += cache->count.load(std::memory_order_relaxed);
   }
+  cached += transfer_count_.load(std::memory_order_relaxed);
   // One 8-byte load of the shared counts. relaxed: nothing read through it.
   const uint64_t tag = __atomic_load_n(&head_.tag, __ATOMIC_RELAXED);
   tlcache_list_lock.Unlock();

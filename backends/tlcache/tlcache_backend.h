@@ -18,33 +18,43 @@
 //     empty cache is refilled with up to kCapacity/2 objects from the shared
 //     list in one claim; a full one gives kCapacity/2 back in one CAS, so a
 //     thread alternating around the boundary does not thrash.
-//   - The shared list: a DWCAS head {ptr, free:32 | allocated:32} exactly as
+//   - The transfer cache: up to kTransferCapacity (128) free objects as an
+//     array under a SpinLock (tcmalloc's transfer cache): a full cache gives
+//     its half there and an empty one refills from there, copying pointers,
+//     so objects moving from one thread to another cost no walk of links
+//     (a walk is a chain of cache misses when the objects were last touched
+//     on another CPU). Taken only when its count says it can serve.
+//   - The shared list, for what the transfer cache cannot hold: a DWCAS head {ptr, free:32 | allocated:32} exactly as
 //     in backends/lockless/lockless_backend.h (claim the head by swapping in
 //     kBusy; the claimer alone reads links; only Flush()/Gc() release). A
 //     claim here may take several objects: while the head is kBusy no other
 //     thread can reach any object of the list, so the claimer may walk `n`
 //     links as long as n <= free (the list holds exactly `free` objects).
 //   - Objects obtained from the system are counted in `allocated` of the
-//     shared head; objects in caches are counted nowhere but in the caches'
-//     `count`, which Stats() adds up.
+//     shared head; objects in caches and in the transfer cache are counted
+//     nowhere but in their `count`s, which Stats() adds up.
 //
 // Who may touch a cache (the asymmetric Dekker handshake; see folly's
 // asymmetricHeavyBarrier and tcmalloc's per-CPU cache drain):
 //   - Its owner thread, inside a *window*: `busy = 1` (relaxed), a compiler
 //     barrier (or a full fence when membarrier() is unavailable), then
-//     `stop` loaded with acquire; only if it reads 0 does the owner touch
-//     `count`, `objects` and `pool`; the window ends with `busy = 0`
-//     (release). The owner's fast path therefore has no locked instruction.
+//     `open` loaded with acquire; only if it reads 1 does the owner touch
+//     `count` and `objects`; the window ends with `busy = 0` (release). The
+//     owner's fast path therefore has no locked instruction. `open` is 0 in
+//     a cache bound to no pool, so the same load also checks the binding.
 //   - A drainer (Flush(), Gc(), ~Pool, the max_objects steal), holding the
-//     global cache-list lock: `stop = 1`, then a heavy barrier
+//     global cache-list lock: `open = 0`, then a heavy barrier
 //     (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED): every thread of the
 //     process runs a full barrier, so either the owner's `busy = 1` is now
-//     visible to us, or the owner's later load of `stop` sees 1), then waits
+//     visible to us, or the owner's later load of `open` sees 0), then waits
 //     for `busy == 0` (acquire, pairs with the window's closing release
-//     store), takes the contents, and clears `stop` (release, pairs with the
-//     owner's acquire load, which then sees the emptied cache).
-//   - While `stop` is set, the owner bypasses its cache and uses the shared
-//     list: it never waits for a drainer.
+//     store), takes the contents, and sets `open = 1` again (release, pairs
+//     with the owner's acquire load, which then sees the emptied cache) or,
+//     in ~Pool, leaves the cache unbound and closed.
+//   - While `open` is 0, the owner's call takes the slow path: it binds the
+//     cache under the list lock (waiting there for a drainer to finish, so
+//     never inside a window), then retries the cache once, or uses the
+//     shared list when it cannot bind (beyond the slots, at thread exit).
 //   - Binding a cache to a pool, unbinding it, and linking it into the
 //     pool's list of caches happen under the global cache-list lock, by the
 //     owner (bind, and at thread exit) or by ~Pool (unbind, inside the
@@ -63,6 +73,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
 #include "pool/layout.h"
@@ -83,15 +94,15 @@ struct TlcacheCache {
 
   // 1 while the owner is inside a window. Written by the owner only.
   std::atomic<uint32_t> busy;
-  // 1 while a drainer owns the contents. Written by drainers only (under the
-  // cache-list lock).
-  std::atomic<uint32_t> stop;
+  // 1 while the cache is bound to a pool and no drainer owns its contents.
+  // Written under the cache-list lock only: by the owner (bind, thread exit)
+  // and by drainers.
+  std::atomic<uint32_t> open;
   // Objects in `objects[0, count)`. Written by whoever owns the contents
   // (see the handshake above); read by Stats() under the cache-list lock.
   std::atomic<uint32_t> count;
-  // The pool this cache serves, or nullptr. Written under the cache-list lock
-  // by the owner while the cache is unlinked, or by ~Pool inside the
-  // handshake; read by the owner inside a window, or under the lock.
+  // The pool this cache serves, or nullptr. Written and read under the
+  // cache-list lock only (the fast path relies on `open` instead).
   TlcacheBackend* pool;
   // The pool's list of caches; guarded by the cache-list lock.
   TlcacheCache* prev;
@@ -99,11 +110,13 @@ struct TlcacheCache {
   void* objects[kCapacity];
 };
 
-// Per-thread caches, one per pool slot. Zero-initialized (no constructor, no
+// Per-thread caches, one per pool slot, and one more (index kTlcacheSlots)
+// that is never bound, for pools beyond the slots: its `open` stays 0, so
+// their calls take the slow path without a test of their own. Zero-initialized (no constructor, no
 // destructor), so every access is a plain %fs-relative address: no TLS
 // wrapper call. initial-exec: this code is never dlopen()ed after start-up.
 inline constexpr uint32_t kTlcacheSlots = 16;
-inline thread_local TlcacheCache tlcache_caches[kTlcacheSlots]
+inline thread_local TlcacheCache tlcache_caches[kTlcacheSlots + 1]
     __attribute__((tls_model("initial-exec")));
 
 // The global lock over every pool's list of caches and every cache's binding.
@@ -137,46 +150,44 @@ class TlcacheBackend {
   TlcacheBackend(const TlcacheBackend&) = delete;
   TlcacheBackend& operator=(const TlcacheBackend&) = delete;
 
-  void* Alloc() {
-    if (ABSL_PREDICT_TRUE(slot_ < kTlcacheSlots)) {
-      TlcacheCache& cache = tlcache_caches[slot_];
-      if (ABSL_PREDICT_TRUE(OpenWindow(cache))) {
-        const uint32_t n = cache.count.load(std::memory_order_relaxed);
-        if (ABSL_PREDICT_TRUE(n != 0)) {
-          void* object = cache.objects[n - 1];
-          cache.count.store(n - 1, std::memory_order_relaxed);
-          CloseWindow(cache);
-          UnpoisonObject(object, layout_.slot_size);
-          return object;
-        }
-        void* object = Refill(cache);
+  // Always inlined (into Pool::Alloc() and its callers): the hit path is a
+  // dozen instructions; the misses call out of line.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* Alloc() {
+    TlcacheCache& cache = tlcache_caches[slot_];
+    if (ABSL_PREDICT_TRUE(OpenWindow(cache))) {
+      const uint32_t n = cache.count.load(std::memory_order_relaxed);
+      if (ABSL_PREDICT_TRUE(n != 0)) {
+        void* object = cache.objects[n - 1];
+        cache.count.store(n - 1, std::memory_order_relaxed);
         CloseWindow(cache);
-        if (ABSL_PREDICT_TRUE(object != kAtLimit)) return object;
-        return AllocAtLimit();
+        UnpoisonObject(object, layout_.slot_size);
+        return object;
       }
+      void* object = Refill(cache);
       CloseWindow(cache);
+      if (ABSL_PREDICT_TRUE(object != kAtLimit)) return object;
+      return AllocAtLimit();
     }
+    CloseWindow(cache);
     return AllocSlow();
   }
 
   // REQUIRES: object came from this pool's Alloc() and is not free.
-  void Free(void* object) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Free(void* object) {
     PoisonObject(object, layout_.slot_size);
-    if (ABSL_PREDICT_TRUE(slot_ < kTlcacheSlots)) {
-      TlcacheCache& cache = tlcache_caches[slot_];
-      if (ABSL_PREDICT_TRUE(OpenWindow(cache))) {
-        const uint32_t n = cache.count.load(std::memory_order_relaxed);
-        if (ABSL_PREDICT_TRUE(n != TlcacheCache::kCapacity)) {
-          cache.objects[n] = object;
-          cache.count.store(n + 1, std::memory_order_relaxed);
-        } else {
-          GiveBackHalf(cache, object);
-        }
-        CloseWindow(cache);
-        return;
+    TlcacheCache& cache = tlcache_caches[slot_];
+    if (ABSL_PREDICT_TRUE(OpenWindow(cache))) {
+      const uint32_t n = cache.count.load(std::memory_order_relaxed);
+      if (ABSL_PREDICT_TRUE(n != TlcacheCache::kCapacity)) {
+        cache.objects[n] = object;
+        cache.count.store(n + 1, std::memory_order_relaxed);
+      } else {
+        GiveBackHalf(cache, object);
       }
       CloseWindow(cache);
+      return;
     }
+    CloseWindow(cache);
     FreeSlow(object);
   }
 
@@ -204,12 +215,12 @@ class TlcacheBackend {
   static size_t FreeOf(uint64_t tag) { return static_cast<uint32_t>(tag); }
   static size_t AllocatedOf(uint64_t tag) { return tag >> 32; }
 
-  // Opens the owner's window on `cache`; true when the owner may use it for
-  // this pool (no drainer, and the cache is bound to this pool). The caller
-  // closes the window in either case.
-  bool OpenWindow(TlcacheCache& cache) const {
+  // Opens the owner's window on `cache`; true when the owner may use it (it
+  // is bound, to this pool since it is this pool's slot, and no drainer owns
+  // it). The caller closes the window in either case.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool OpenWindow(TlcacheCache& cache) const {
     POOLGUARD_SCHED_POINT(kStoreHead);
-    // relaxed: ordered before the load of `stop` below by the barrier.
+    // relaxed: ordered before the load of `open` below by the barrier.
     cache.busy.store(1, std::memory_order_relaxed);
     if (ABSL_PREDICT_FALSE(owner_fence_)) {
       // No membarrier(): a full fence here pairs with the drainer's.
@@ -220,12 +231,12 @@ class TlcacheBackend {
       std::atomic_signal_fence(std::memory_order_seq_cst);
     }
     POOLGUARD_SCHED_POINT(kLoadHead);
-    // acquire: pairs with the drainer's release store of stop = 0, so a
-    // drain that ended before this window is visible (count, objects, pool).
-    return cache.stop.load(std::memory_order_acquire) == 0 && cache.pool == this;
+    // acquire: pairs with the drainer's release store of open = 1, so a
+    // drain that ended before this window is visible (count, objects).
+    return cache.open.load(std::memory_order_acquire) != 0;
   }
 
-  static void CloseWindow(TlcacheCache& cache) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE static void CloseWindow(TlcacheCache& cache) {
     POOLGUARD_SCHED_POINT(kStoreHead);
     // release: pairs with the drainer's acquire load of busy; everything
     // this window did to the cache happens before the drainer takes it.
@@ -256,6 +267,13 @@ class TlcacheBackend {
   void DrainCaches(bool unbind) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tlcache_list_lock);
   // Moves a cache's contents (owned by the caller) to the shared list.
   void EmptyCache(TlcacheCache& cache);
+  // Takes up to `want` objects from the transfer cache into out[].
+  size_t TakeFromTransfer(void** out, size_t want) ABSL_LOCKS_EXCLUDED(transfer_lock_);
+  // Stores kBatch objects in the transfer cache if it has room.
+  bool GiveToTransfer(void* const* objects) ABSL_LOCKS_EXCLUDED(transfer_lock_);
+  // Moves the transfer cache's objects to the shared list (Flush/Gc/~Pool).
+  void EmptyTransfer() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tlcache_list_lock)
+      ABSL_LOCKS_EXCLUDED(transfer_lock_);
 
   // The shared list (see backends/lockless/lockless_backend.cc).
   Head LoadHead() const;
@@ -273,8 +291,9 @@ class TlcacheBackend {
   void GcShared() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tlcache_list_lock);
 
   const PoolLayout& layout_;
-  // This pool's index in tlcache_caches, or kTlcacheSlots when all slots are
-  // taken (then every call uses the shared list). Fixed for the pool's life.
+  // This pool's index in tlcache_caches, or kTlcacheSlots (the never-bound
+  // cache) when all slots are taken: then every call uses the shared list.
+  // Fixed for the pool's life.
   uint32_t slot_ = kTlcacheSlots;
   // No membarrier() on this system: windows use a full fence. Fixed.
   bool owner_fence_ = false;
@@ -286,6 +305,14 @@ class TlcacheBackend {
   alignas(64) Head head_ = {nullptr, 0};
   // Alloc() calls that returned nullptr. relaxed: a statistic.
   alignas(64) std::atomic<size_t> failed_{0};
+
+  // The transfer cache. Guards transfer_ and writes of transfer_count_.
+  static constexpr size_t kTransferCapacity = 4 * TlcacheCache::kBatch;
+  alignas(64) mutable SpinLock transfer_lock_;
+  // Objects in transfer_[0, count). Written under transfer_lock_; read
+  // without it (relaxed) as a hint, and by Stats().
+  std::atomic<size_t> transfer_count_{0};
+  void* transfer_[kTransferCapacity] ABSL_GUARDED_BY(transfer_lock_);
 };
 
 }  // namespace poolguard::internal
