@@ -487,12 +487,19 @@ void TlcacheBackend::DrainCaches(bool unbind) {
     // 3. Wait for a window in progress. acquire: pairs with CloseWindow()'s
     //    release; the owner's writes to the cache happen before ours. Owners
     //    never wait inside a window for this lock, so this wait ends.
+#if defined(POOLGUARD_MUTANT_DRAIN_IGNORES_BUSY)
+    // SEEDED BUG (fuzz/mutants/README.md): the drainer closes the cache but
+    // does not wait for a window in progress, so it empties (and Flush()
+    // releases) objects the owner is about to hand out or has just stored.
+    static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+#else
     Backoff backoff;
     for (;;) {
       POOLGUARD_SCHED_POINT(kLoadHead);
       if (cache->busy.load(std::memory_order_acquire) == 0) break;
       backoff.Wait();
     }
+#endif
     // 4. The contents are ours until the cache is opened again.
     EmptyCache(*cache);
     if (unbind) cache->pool = nullptr;

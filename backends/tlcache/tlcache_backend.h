@@ -157,6 +157,8 @@ class TlcacheBackend {
     if (ABSL_PREDICT_TRUE(OpenWindow(cache))) {
       const uint32_t n = cache.count.load(std::memory_order_relaxed);
       if (ABSL_PREDICT_TRUE(n != 0)) {
+        // (Fuzz builds: a drainer may try to run here, inside the window.)
+        POOLGUARD_SCHED_POINT(kReadNext);
         void* object = cache.objects[n - 1];
         cache.count.store(n - 1, std::memory_order_relaxed);
         CloseWindow(cache);
@@ -179,6 +181,7 @@ class TlcacheBackend {
     if (ABSL_PREDICT_TRUE(OpenWindow(cache))) {
       const uint32_t n = cache.count.load(std::memory_order_relaxed);
       if (ABSL_PREDICT_TRUE(n != TlcacheCache::kCapacity)) {
+        POOLGUARD_SCHED_POINT(kStoreHead);
         cache.objects[n] = object;
         cache.count.store(n + 1, std::memory_order_relaxed);
       } else {
