@@ -3,7 +3,7 @@
 jemalloc, tcmalloc and mimalloc, and the primitive floors, on the same
 workloads, side by side in one run.
 
-  bazel run //tools:bench -- --out=DIR [--reps=5] [--min_time=0.05] [--quick]
+  bazel run //tools:bench -- --out=DIR [--reps=7] [--min_time=0.08] [--quick]
 
 Workloads (bench/workloads.h; 64-byte objects): same-thread pairs,
 batches of 8/32/512 held then freed, producer/consumer (objects allocated on
@@ -116,8 +116,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="folder for bench.md, bench.json, bench.svg")
-    ap.add_argument("--reps", type=int, default=5, help="repetitions of every subject")
-    ap.add_argument("--min_time", type=float, default=0.05,
+    ap.add_argument("--reps", type=int, default=7, help="repetitions of every subject")
+    ap.add_argument("--min_time", type=float, default=0.08,
                     help="seconds per benchmark per repetition (Google Benchmark)")
     ap.add_argument("--quick", action="store_true", help="--reps=3 --min_time=0.03")
     args = ap.parse_args()
