@@ -21,10 +21,12 @@ BACKENDS = [
     "locked",
     # DWCAS {head, counts} free list with a claim protocol; flush/gc under a spinlock.
     "lockless",
+    # Per-thread array caches in front of a lockless shared list (the default).
+    "tlcache",
 ]
 
 # The backend //pool links when --//pool:backend is not given.
-DEFAULT_BACKEND = "lockless"
+DEFAULT_BACKEND = "tlcache"
 
 # Build variants of every backend and of the code above it, by target-name
 # suffix. Each maps to a //pool:internal<suffix> library whose `defines`
@@ -48,6 +50,7 @@ POOLGUARD_COPTS = [
 
 # Users reach a backend through //pool; these packages may use one directly.
 _BACKEND_VISIBILITY = [
+    "//bench:__pkg__",
     "//pool:__pkg__",
     "//fuzz:__subpackages__",
     "//tests:__subpackages__",

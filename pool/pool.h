@@ -12,7 +12,7 @@
 //   ...
 //   (*pool)->Free(session);
 //
-// The backend (--//pool:backend=locked|lockless) is compiled in: no virtual
+// The backend (--//pool:backend=locked|lockless|tlcache) is compiled in: no virtual
 // call stands between Alloc()/Free() and it. BackendName() says which.
 //
 // Thread safety: every function here may be called from any thread at the
@@ -121,7 +121,7 @@ class Pool {
 // pool_gc(). Safe beside any other call; a pool being destroyed waits for it.
 void GcAll();
 
-// The backend this binary was built with: "locked" or "lockless".
+// The backend this binary was built with: "locked", "lockless" or "tlcache".
 std::string_view BackendName();
 
 }  // namespace poolguard

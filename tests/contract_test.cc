@@ -1,11 +1,13 @@
 // The pool contract, written only against pool/pool.h: every backend must pass.
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -285,6 +287,81 @@ TEST(MaxObjectsTest, RejectsLimitsTheBackendCannotCount) {
     EXPECT_EQ(pool.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(pool.status().message(), HasSubstr("max_objects"));
   }
+}
+
+
+// More live pools than a per-thread cache has slots (tlcache: 16): the later
+// ones still keep the whole contract.
+TEST(ManyPoolsTest, FortyPoolsKeepExactStats) {
+  std::vector<std::unique_ptr<Pool>> pools;
+  for (int i = 0; i < 40; ++i) pools.push_back(MakePool("many", 32, /*min_free=*/1));
+  for (auto& pool : pools) {
+    void* a = pool->Alloc();
+    void* b = pool->Alloc();
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    pool->Free(a);
+    ExpectStats(*pool, 2, 1, 1);
+    pool->Free(b);
+    ExpectStats(*pool, 2, 0, 2);
+  }
+  GcAll();
+  for (auto& pool : pools) ExpectStats(*pool, 1, 0, 1);
+  for (auto& pool : pools) {
+    pool->Flush();
+    ExpectStats(*pool, 0, 0, 0);
+  }
+}
+
+// Objects freed on threads that then exit stay counted as free, and a flush
+// from another thread releases them all.
+TEST(ThreadsTest, FreesOnExitedThreadsAreCountedAndFlushed) {
+  std::unique_ptr<Pool> pool = MakePool("threads", 64);
+  std::vector<void*> objects;
+  for (int i = 0; i < 300; ++i) objects.push_back(pool->Alloc());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&pool, &objects, t] {
+      for (int i = t * 100; i < (t + 1) * 100; ++i) pool->Free(objects[i]);
+      // Some allocations on this thread too, given back before it exits.
+      std::vector<void*> mine;
+      for (int i = 0; i < 10; ++i) mine.push_back(pool->Alloc());
+      for (void* object : mine) pool->Free(object);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const PoolStats stats = pool->Stats();
+  EXPECT_EQ(stats.used, 0u);
+  EXPECT_EQ(stats.allocated, stats.free);
+  pool->Flush();
+  ExpectStats(*pool, 0, 0, 0);
+}
+
+// A thread keeps objects of a pool in its cache while another thread
+// destroys the pool, then the first thread uses a new pool (which may reuse
+// the dead pool's cache slot).
+TEST(ThreadsTest, PoolDestroyedWhileAnotherThreadCachesItsObjects) {
+  std::unique_ptr<Pool> first = MakePool("first", 32);
+  std::unique_ptr<Pool> second;
+  std::atomic<int> phase{0};
+  std::thread user([&] {
+    first->Free(first->Alloc());
+    phase.store(1);
+    while (phase.load() != 2) std::this_thread::yield();
+    void* object = second->Alloc();
+    ASSERT_NE(object, nullptr);
+    second->Free(object);
+    ExpectStats(*second, 1, 0, 1);
+  });
+  while (phase.load() != 1) std::this_thread::yield();
+  ExpectStats(*first, 1, 0, 1);
+  first.reset();
+  second = MakePool("second", 32);
+  phase.store(2);
+  user.join();
+  ExpectStats(*second, 1, 0, 1);
+  second->Flush();
+  ExpectStats(*second, 0, 0, 0);
 }
 
 #ifndef NDEBUG

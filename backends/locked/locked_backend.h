@@ -10,7 +10,7 @@
 // system and releasing it happen outside (HAProxy 3e853ea74: calling into the
 // system allocator under a pool lock stalls every other user of the pool).
 //
-// Which lock: measured with //tools/bench:lock_choice_bench (Google Benchmark,
+// Which lock: measured with //bench:lock_choice_bench (Google Benchmark,
 // -c opt, 64-byte objects, each thread allocating 8 objects then freeing
 // them, median of 5 repetitions, real time per alloc+free pair per thread, on
 // this project's 2-core VM, 2026-11-26):

@@ -17,4 +17,6 @@ MUTANTS = [
     "empty_path_keeps_lock",
     # locked: Stats() reads the counters without the lock (only TSan sees it).
     "stats_read_without_lock",
+    # tlcache: a drainer takes a thread's cache without waiting for its window.
+    "drain_ignores_busy",
 ]

@@ -3,7 +3,7 @@
 // batch of 8 then freeing it, 1, 2 and 4 threads (on 2 cores, 4 threads
 // oversubscribe, which is where a preempted lock holder hurts spinners).
 //
-//   bazel run -c opt //tools/bench:lock_choice_bench -- \
+//   bazel run -c opt //bench:lock_choice_bench -- \
 //     --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
 // The figures that decided it are in backends/locked/locked_backend.h.

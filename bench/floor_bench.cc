@@ -1,0 +1,137 @@
+// The primitive floors of //tools:bench: the least work each kind of pool
+// could do, on the same workloads. None ever gives memory back.
+//
+//   floor:array          a per-thread array of pointers (what a thread cache
+//                        hit costs at best)
+//   floor:tl_list        a per-thread free list linked through the objects
+//   floor:cas_list       one shared free list, {head, tag} updated with a
+//                        16-byte CAS (the lockless backend's floor; it reads
+//                        a head's link before its CAS, which is only safe
+//                        because it never frees)
+//   floor:spinlock_list  one shared free list under pool/spinlock.h's SpinLock
+//                        (the locked backend's floor)
+//
+// The per-thread floors cannot free across threads: in the producer/consumer
+// workload they measure the hand-off alone (see workloads.h).
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "benchmark/benchmark.h"
+#include "pool/spinlock.h"
+#include "bench/workloads.h"
+
+namespace poolguard::bench {
+namespace {
+
+void* NewObject() { return std::aligned_alloc(64, kObjectSize); }
+
+struct ArrayFloor {
+  static constexpr bool kCrossThread = false;
+  // Trivially initialized: no TLS guard on the access, as in a thread cache.
+  static inline thread_local void* objects[1024];
+  static inline thread_local int count = 0;
+  static __attribute__((noinline)) void Fill() {
+    for (void*& object : objects) object = NewObject();
+    count = 1024;
+  }
+  static void* Alloc() {
+    if (__builtin_expect(count == 0, 0)) Fill();
+    return objects[--count];
+  }
+  static void Free(void* object) { objects[count++] = object; }
+};
+
+struct TlListFloor {
+  static constexpr bool kCrossThread = false;
+  static inline thread_local void* head = nullptr;
+  static void* Alloc() {
+    void* object = head;
+    if (__builtin_expect(object == nullptr, 0)) return NewObject();
+    head = *static_cast<void**>(object);
+    return object;
+  }
+  static void Free(void* object) {
+    *static_cast<void**>(object) = head;
+    head = object;
+  }
+};
+
+struct CasListFloor {
+  static constexpr bool kCrossThread = true;
+  struct alignas(16) Head {
+    void* ptr;
+    uint64_t tag;
+  };
+  static inline Head head = {nullptr, 0};
+  static unsigned __int128 Pack(Head h) {
+    unsigned __int128 w;
+    std::memcpy(&w, &h, 16);
+    return w;
+  }
+  static bool Cas(Head& expected, Head desired) {
+    unsigned __int128 e = Pack(expected);
+    if (__atomic_compare_exchange_n(reinterpret_cast<unsigned __int128*>(&head), &e,
+                                    Pack(desired), false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED)) {
+      return true;
+    }
+    std::memcpy(&expected, &e, 16);
+    return false;
+  }
+  static Head Load() {
+    Head h;
+    h.tag = __atomic_load_n(&head.tag, __ATOMIC_RELAXED);
+    h.ptr = __atomic_load_n(&head.ptr, __ATOMIC_RELAXED);
+    return h;
+  }
+  static void* Alloc() {
+    Head h = Load();
+    for (;;) {
+      if (h.ptr == nullptr) return NewObject();
+      void* next = __atomic_load_n(static_cast<void**>(h.ptr), __ATOMIC_RELAXED);
+      if (Cas(h, Head{next, h.tag + 1})) return h.ptr;
+    }
+  }
+  static void Free(void* object) {
+    Head h = Load();
+    do {
+      __atomic_store_n(static_cast<void**>(object), h.ptr, __ATOMIC_RELAXED);
+    } while (!Cas(h, Head{object, h.tag + 1}));
+  }
+};
+
+struct SpinLockListFloor {
+  static constexpr bool kCrossThread = true;
+  static inline internal::SpinLock lock;
+  static inline void* head = nullptr;
+  static void* Alloc() {
+    void* object;
+    {
+      internal::SpinLockHolder h(&lock);
+      object = head;
+      if (object != nullptr) head = *static_cast<void**>(object);
+    }
+    return object != nullptr ? object : NewObject();
+  }
+  static void Free(void* object) {
+    internal::SpinLockHolder h(&lock);
+    *static_cast<void**>(object) = head;
+    head = object;
+  }
+};
+
+}  // namespace
+}  // namespace poolguard::bench
+
+int main(int argc, char** argv) {
+  using namespace poolguard::bench;
+  RegisterWorkloads<ArrayFloor>("floor:array");
+  RegisterWorkloads<TlListFloor>("floor:tl_list");
+  RegisterWorkloads<CasListFloor>("floor:cas_list");
+  RegisterWorkloads<SpinLockListFloor>("floor:spinlock_list");
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,37 @@
+// //tools:bench's workloads on malloc()/free() of the same size. tools/bench.py
+// runs it once per allocator with LD_PRELOAD (glibc when none is preloaded),
+// and names the subject after the allocator (--subject=malloc:jemalloc, ...).
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "benchmark/benchmark.h"
+#include "bench/workloads.h"
+
+namespace poolguard::bench {
+namespace {
+
+struct MallocSubject {
+  static constexpr bool kCrossThread = true;
+  static void* Alloc() { return std::malloc(kObjectSize); }
+  static void Free(void* object) { std::free(object); }
+};
+
+}  // namespace
+}  // namespace poolguard::bench
+
+int main(int argc, char** argv) {
+  std::string subject = "malloc";
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--subject=", 10) == 0) {
+      subject = argv[i] + 10;
+      argv[i] = argv[--argc];  // Not Google Benchmark's flag.
+      --i;
+    }
+  }
+  poolguard::bench::RegisterWorkloads<poolguard::bench::MallocSubject>(subject);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
