@@ -17,7 +17,9 @@
 //   --duration=D    10s, 5m, 1h or plain seconds; default $POOLGUARD_SOAK_DURATION
 //                   or 10s
 //   --threads=N     threads per program (2..4, default 4)
-//   --ops=N         ops per thread per program (default 3000)
+//   --ops=N         ops per thread per program (default 20000; shorter
+//                   programs mean more thread creations, whose bookkeeping
+//                   in the ASan and TSan runtimes grows resident memory)
 //   --seed=N        first program's seed (default 1)
 //   --fail=P        probability that a request to the system fails (default 0.02)
 //   --rss_slack_mb=M  allowed growth of resident memory (default 64)
@@ -82,7 +84,7 @@ int Main(int argc, char** argv) {
   double duration = 10;
   if (const char* env = std::getenv("POOLGUARD_SOAK_DURATION")) duration = ParseDuration(env);
   size_t threads = 4;
-  size_t ops = 3000;
+  size_t ops = 20000;
   uint64_t seed = 1;
   double fail = 0.02;
   size_t rss_slack_mb = 64;
