@@ -102,6 +102,9 @@ TEST(DumpPoolsTest, ListsEveryLivePoolInTextAndJson) {
   void* a = sessions->Alloc();
   void* b = sessions->Alloc();
   sessions->Free(b);
+  void* buffer = buffers->Alloc();
+  buffers->Free(buffer);
+  buffers->Free(buffers->Alloc());
   const std::string text = DumpPools();
   EXPECT_NE(text.find("sessions"), std::string::npos) << text;
   EXPECT_NE(text.find(std::string(BackendName())), std::string::npos) << text;
@@ -112,10 +115,10 @@ TEST(DumpPoolsTest, ListsEveryLivePoolInTextAndJson) {
   EXPECT_NE(json.find(",\"allocated\":2,\"used\":1,\"free\":1,\"failed\":0,"), std::string::npos)
       << json;
   EXPECT_NE(json.find("\"name\":\"buffers \\\"16k\\\"\""), std::string::npos) << json;
+  std::printf("%s\n%s", text.c_str(), json.c_str());  // The README's example.
   sessions->Free(a);
   buffers.reset();
   EXPECT_EQ(DumpPools(DumpFormat::kJson).find("buffers"), std::string::npos);
-  std::printf("%s\n%s", DumpPools().c_str(), DumpPools(DumpFormat::kJson).c_str());
 }
 
 }  // namespace
