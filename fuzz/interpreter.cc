@@ -51,6 +51,9 @@ RunConditions ConditionsFromEnvironment() {
   RunConditions conditions;
   if (const char* every_nth = std::getenv("POOLGUARD_FAIL_EVERY_NTH")) {
     conditions.failures.every_nth = std::strtoull(every_nth, nullptr, 10);
+    // Said once, so that a log shows the run had injection on.
+    std::fprintf(stderr, "poolguard: failure injection on, POOLGUARD_FAIL_EVERY_NTH=%llu\n",
+                 static_cast<unsigned long long>(conditions.failures.every_nth));
   }
   return conditions;
 }
