@@ -66,25 +66,26 @@ std::string DumpPools(DumpFormat format) {
                       ",\"allocated\":", r.stats.allocated, ",\"used\":", r.stats.used,
                       ",\"free\":", r.stats.free, ",\"failed\":", r.stats.failed,
                       ",\"allocated_bytes\":", r.stats.allocated * r.slot_size,
-                      ",\"min_free\":", r.min_free, ",\"max_objects\":", r.max_objects, "}");
+                      ",\"min_free\":", r.min_free, ",\"max_objects\":", r.max_objects,
+                      ",\"backend\":", JsonString(BackendName()), "}");
     }
     absl::StrAppend(&out, "]}\n");
     return out;
   }
   absl::StrAppend(&out, "Dumping pools usage (backend ", BackendName(),
                   DebugModeEnabled() ? ", debug mode" : "", "):\n");
-  absl::StrAppend(&out, absl::StrFormat("  %-20s %8s %8s %10s %10s %10s %10s %12s\n", "pool",
-                                        "size", "slot", "allocated", "used", "free", "failed",
-                                        "bytes"));
+  absl::StrAppend(&out, absl::StrFormat("  %-20s %8s %8s %10s %10s %10s %10s %12s  %s\n",
+                                        "pool", "size", "slot", "allocated", "used", "free",
+                                        "failed", "bytes", "backend"));
   size_t allocated_bytes = 0;
   size_t used_bytes = 0;
   for (const Row& r : rows) {
     allocated_bytes += r.stats.allocated * r.slot_size;
     used_bytes += r.stats.used * r.slot_size;
-    absl::StrAppend(&out, absl::StrFormat("  %-20s %8u %8u %10u %10u %10u %10u %12u\n", r.name,
-                                          r.object_size, r.slot_size, r.stats.allocated,
+    absl::StrAppend(&out, absl::StrFormat("  %-20s %8u %8u %10u %10u %10u %10u %12u  %s\n",
+                                          r.name, r.object_size, r.slot_size, r.stats.allocated,
                                           r.stats.used, r.stats.free, r.stats.failed,
-                                          r.stats.allocated * r.slot_size));
+                                          r.stats.allocated * r.slot_size, BackendName()));
   }
   absl::StrAppend(&out, "Total: ", rows.size(), " pools, ", allocated_bytes,
                   " bytes allocated, ", used_bytes, " used; ", bytes,
