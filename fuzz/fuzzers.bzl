@@ -7,6 +7,9 @@ For each backend b in BACKENDS it generates:
                    replay engine (fuzz/replay_main.cc). Tagged manual.
   <name>_<b>       a test that runs <name>_<b>_bin once over the checked-in
                    corpus: part of `bazel test //...`, in every config.
+  <name>_<b>_fail<n>  the same replay with every n-th request to the system
+                   failing (POOLGUARD_FAIL_EVERY_NTH=n), for each n in
+                   fail_every_nth.
   <name>_<b>_run   `bazel run` launcher: fuzzes into a writable corpus
                    (default ~/.cache/poolguard/corpus/<name>_<b>) seeded from
                    the checked-in one, with the dictionary; extra arguments go
@@ -16,7 +19,7 @@ and a test_suite <name> over the <name>_<b> tests.
 
 load("//pool:backends.bzl", "BACKENDS", "POOLGUARD_COPTS")
 
-def pool_fuzz_test(name, srcs, corpus, dict = None, pool_deps = [], deps = [], variant = "", copts = [], defines = []):
+def pool_fuzz_test(name, srcs, corpus, dict = None, pool_deps = [], deps = [], variant = "", copts = [], defines = [], fail_every_nth = []):
     """Generates the targets above.
 
     Args:
@@ -29,6 +32,8 @@ def pool_fuzz_test(name, srcs, corpus, dict = None, pool_deps = [], deps = [], v
       variant: "" (production pool) or "_sched" (schedule points compiled in).
       copts: extra compiler options.
       defines: local defines for srcs.
+      fail_every_nth: replay the corpus again with failure injection at
+        every n-th system request, for each n.
     """
     tests = []
     native.filegroup(name = name + "_corpus", srcs = corpus)
@@ -65,6 +70,20 @@ def pool_fuzz_test(name, srcs, corpus, dict = None, pool_deps = [], deps = [], v
             tags = ["fuzz-test"],
         )
         tests.append(base)
+        for n in fail_every_nth:
+            native.sh_test(
+                name = "%s_fail%d" % (base, n),
+                srcs = ["//fuzz:run_regression.sh"],
+                args = ["$(rootpath :%s_bin)" % base, "$(rootpaths :%s_corpus)" % name],
+                data = [
+                    ":" + base + "_bin",
+                    ":" + name + "_corpus",
+                ],
+                env = {"POOLGUARD_FAIL_EVERY_NTH": "%d" % n},
+                size = "medium",
+                tags = ["fuzz-test"],
+            )
+            tests.append("%s_fail%d" % (base, n))
         native.sh_binary(
             name = base + "_run",
             srcs = ["//fuzz:run_fuzzer.sh"],

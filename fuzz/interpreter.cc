@@ -46,6 +46,28 @@ std::string& FailureContext() {
 
 void SetFailureContext(std::string context) { FailureContext() = std::move(context); }
 
+namespace {
+RunConditions ConditionsFromEnvironment() {
+  RunConditions conditions;
+  if (const char* every_nth = std::getenv("POOLGUARD_FAIL_EVERY_NTH")) {
+    conditions.failures.every_nth = std::strtoull(every_nth, nullptr, 10);
+    // Said once, so that a log shows the run had injection on.
+    std::fprintf(stderr, "poolguard: failure injection on, POOLGUARD_FAIL_EVERY_NTH=%llu\n",
+                 static_cast<unsigned long long>(conditions.failures.every_nth));
+  }
+  return conditions;
+}
+
+// Written before the threads start (SetRunConditions), read by World's
+// constructor on the thread that makes it.
+RunConditions& Conditions() {
+  static auto* conditions = new RunConditions(ConditionsFromEnvironment());
+  return *conditions;
+}
+}  // namespace
+
+void SetRunConditions(const RunConditions& conditions) { Conditions() = conditions; }
+
 void OracleFailure(std::string_view oracle, const std::string& message) {
   std::fprintf(stderr, "poolguard oracle failure [%.*s]: %s\n%s\n",
                static_cast<int>(oracle.size()), oracle.data(), message.c_str(),
@@ -72,6 +94,8 @@ World::World(const Program& program)
   if (shared_pools_[0] == nullptr || shared_pools_[1] == nullptr) {
     OracleFailure("create_failed", "no memory for the shared pools");
   }
+  SetSystemAllocFailures(Conditions().failures);
+  SetProcessByteLimit(Conditions().byte_limit);
 }
 
 World::~World() {
@@ -262,6 +286,9 @@ void World::CheckQuiescent(size_t checker) const {
 
 void World::FinishRun() {
   finished_ = true;
+  // The threads are done: lift the run's conditions (nothing below allocates).
+  ClearSystemAllocFailures();
+  SetProcessByteLimit(0);
   CheckQuiescent(kAllThreads);
   auto check_empty = [this](Pool& pool, std::string_view when) {
     const PoolStats stats = pool.Stats();

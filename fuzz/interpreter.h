@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "fuzz/op_program.h"
+#include "pool/failure_injection.h"
 #include "pool/pool.h"
 
 namespace poolguard::fuzz {
@@ -39,6 +40,18 @@ namespace poolguard::fuzz {
 // Text OracleFailure() appends to every report (the executor's schedule, for
 // instance); empty by default. Set it before the threads start.
 void SetFailureContext(std::string context);
+
+// Conditions every World applies once its shared pools exist (so that those
+// are always created), and lifts at the end of its run: failure injection
+// and the process byte limit (pool/limits.h). The default comes from the
+// environment: POOLGUARD_FAIL_EVERY_NTH=N fails every Nth request to the
+// system (how CI runs the fuzz corpora with injection on), else none.
+struct RunConditions {
+  SystemAllocFailures failures;
+  size_t byte_limit = 0;
+};
+// Process-wide; set it before the World is made.
+void SetRunConditions(const RunConditions& conditions);
 
 class World {
  public:

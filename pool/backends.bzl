@@ -4,14 +4,16 @@ One list drives every configuration (the pattern of tcmalloc's variants.bzl):
 adding a backend is one new folder `backends/<name>/` that calls
 `pool_backend_library`, plus one entry in BACKENDS below.
 
-Each backend is built in two variants (VARIANTS below): production, and
-"_sched" with schedule points compiled in for the fuzz scheduler. For a
-backend `b` and variant `v` ("" or "_sched"), these macros generate:
+Each backend is built in the variants of VARIANTS below: production, "_sched"
+with schedule points compiled in for the fuzz scheduler, and the misuse-
+detecting "_debug" and "_uaf" builds. For a backend `b` and variant `v`,
+these macros generate:
   //backends/b:b<v>           the backend, exporting "poolguard/backend.h"
   //pool:pool_b<v>            the pool API linked with backend b
   <name>_b<v>                 from pool_cc_library / pool_cc_test / pool_cc_binary
   <name>                      (tests) a test_suite over every backend's <name>_b<v>
-while //pool (//pool:pool) follows the --//pool:backend flag, production variant.
+while //pool (//pool:pool) follows the --//pool:backend flag, and the variant
+--//pool:debug=off|on|uaf (off: production).
 """
 
 # Every backend users can pick with --//pool:backend. The seeded-bug variants
@@ -37,7 +39,19 @@ VARIANTS = [
     # Fuzz scheduling: POOLGUARD_SCHEDULE_POINTS, schedule points call the
     # scheduler's hook (and seeded bugs can be switched on: fuzz/mutants).
     "_sched",
+    # Debug mode: POOLGUARD_DEBUG, the Pool layer checks every Free() and
+    # Alloc() for misuse (double free, foreign pointer, wrong pool, write after
+    # free) and reports it naming the pool and the call sites.
+    "_debug",
+    # Use-after-free hunting: POOLGUARD_DEBUG and POOLGUARD_UAF, each object
+    # gets pages of its own, unmapped as soon as it is freed.
+    "_uaf",
 ]
+
+# The variants pool_cc_library generates by default: code built on the pool
+# (the fuzz interpreter and executors) is needed in production and _sched
+# builds only; a target that wants a debug build asks for it (variants=).
+LIBRARY_VARIANTS = ["", "_sched"]
 
 # Warnings for poolguard's own code (not for external repositories).
 POOLGUARD_COPTS = [
@@ -62,7 +76,7 @@ def pool_backend_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kw
 
     backend.h must define `poolguard::internal::Backend`, the backend class that
     pool/pool.h holds by value; backends/README.md lists what it must provide.
-    Generates <name> and <name>_sched (see VARIANTS), plus their parts
+    Generates <name><v> for every variant v of VARIANTS, plus their parts
     <name>_impl<v> (the implementation, usable directly by benchmarks).
 
     Args:
@@ -100,7 +114,7 @@ def pool_backend_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kw
 def _per_backend(labels, backend, variant):
     return [label + "_" + backend + variant for label in labels]
 
-def pool_cc_library(name, pool_deps = [], deps = [], backends = BACKENDS, variants = VARIANTS, copts = [], **kwargs):
+def pool_cc_library(name, pool_deps = [], deps = [], backends = BACKENDS, variants = LIBRARY_VARIANTS, copts = [], **kwargs):
     """A cc_library per backend and variant, `<name>_<backend><variant>`.
 
     For code written against pool/pool.h.
@@ -111,7 +125,7 @@ def pool_cc_library(name, pool_deps = [], deps = [], backends = BACKENDS, varian
         <label>_<backend><variant>.
       deps: ordinary dependencies.
       backends: the backends to generate for (default: all).
-      variants: the variants to generate for (default: all).
+      variants: the variants to generate for (default: LIBRARY_VARIANTS).
       copts: extra compiler options.
       **kwargs: passed to each cc_library.
     """

@@ -8,6 +8,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "pool/debug_internal.h"
+#include "pool/limits.h"
 #include "pool/registry.h"
 #include "pool/system_memory.h"
 
@@ -42,6 +44,15 @@ absl::StatusOr<internal::PoolLayout> MakeLayout(const PoolOptions& options) {
                                 layout.alignment));
   }
   layout.slot_size = (size + layout.alignment - 1) & ~(layout.alignment - 1);
+#if defined(POOLGUARD_DEBUG)
+  // The debug header goes before the object (pool/debug_internal.h).
+  const size_t header = internal::DebugHeaderSize(layout.alignment);
+  if (layout.slot_size > SIZE_MAX - header) {
+    return Invalid(options, absl::StrCat("object_size ", options.object_size,
+                                         " overflows with the debug header"));
+  }
+  layout.slot_size += header;
+#endif
   constexpr size_t kBackendMax = internal::Backend::kMaxObjects;
   if (options.max_objects > kBackendMax) {
     return Invalid(options, absl::StrCat("max_objects ", options.max_objects,
@@ -65,6 +76,8 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolOptions& options) {
         absl::StrCat("pool '", options.name, "': no memory for the pool itself"));
   }
   internal::Registry::Add(pool.get());
+  // The system memory layer runs GcAll() before it refuses a request.
+  internal::SetSystemReclaimHook(&GcAll);
   return pool;
 }
 

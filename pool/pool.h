@@ -30,7 +30,8 @@
 // Invalid means undefined behaviour. Under ASan (--config=asan) a free
 // object is poisoned, so accesses to it are reported, and released memory is
 // really freed. Freeing into another pool, or a pointer no pool handed out, is
-// also invalid.
+// also invalid. Debug mode (--//pool:debug=on, pool/debug.h) detects each of
+// these and reports it naming the pool and the call sites.
 
 #ifndef POOLGUARD_POOL_POOL_H_
 #define POOLGUARD_POOL_POOL_H_
@@ -42,7 +43,9 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "pool/debug.h"
 #include "pool/layout.h"
+#include "pool/limits.h"
 #include "pool/pool_types.h"
 #include "poolguard/backend.h"
 
@@ -78,15 +81,27 @@ class Pool {
   static void operator delete(void* pool, const std::nothrow_t&) noexcept;
 
   // Returns an object of object_size() bytes aligned to alignment(), or
-  // nullptr when max_objects objects are in use or the system has no memory
-  // (each such call counts in PoolStats::failed).
-  void* Alloc() { return backend_.Alloc(); }
-
-  // Gives an object back to the pool; nullptr is a no-op.
+  // nullptr when max_objects objects are in use or the system has no memory,
+  // even after a GcAll() (pool/limits.h); each such call counts in
+  // PoolStats::failed.
+  //
+  // Gives an object back to the pool with Free(); nullptr is a no-op.
   // REQUIRES: object came from this pool's Alloc() and is not already free.
+  //
+  // In debug mode both record their caller's file and line for reports.
+#if defined(POOLGUARD_DEBUG)
+  void* Alloc(const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    return DebugAlloc(file, line);
+  }
+  void Free(void* object, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    if (object != nullptr) DebugFree(object, file, line);
+  }
+#else
+  void* Alloc() { return backend_.Alloc(); }
   void Free(void* object) {
     if (object != nullptr) backend_.Free(object);
   }
+#endif
 
   // Releases every free object of this pool to the system. Objects freed
   // concurrently may stay; once other threads are quiet, allocated == used.
@@ -97,13 +112,23 @@ class Pool {
   const std::string& name() const { return layout_.name; }
   // Usable bytes per object, as requested.
   size_t object_size() const { return layout_.object_size; }
-  // Bytes each object occupies (object_size rounded up for alignment).
+  // Bytes each object occupies (object_size rounded up for alignment; in
+  // debug mode, plus the debug header).
   size_t slot_size() const { return layout_.slot_size; }
   size_t alignment() const { return layout_.alignment; }
+  size_t min_free() const { return layout_.min_free; }
+  // The limit in force: PoolOptions::max_objects, or the backend's own.
+  size_t max_objects() const { return layout_.max_objects; }
 
  private:
   friend void GcAll();
   friend class internal::Registry;
+
+#if defined(POOLGUARD_DEBUG)
+  // pool/debug.cc: the checks around backend_.Alloc() and Free().
+  void* DebugAlloc(const char* file, int line);
+  void DebugFree(void* object, const char* file, int line);
+#endif
 
   explicit Pool(internal::PoolLayout layout);
 
@@ -123,6 +148,13 @@ void GcAll();
 
 // The backend this binary was built with: "locked", "lockless" or "tlcache".
 std::string_view BackendName();
+
+// Every live pool with its shape and stats, like HAProxy's `show pools`: a
+// text table, or one JSON object. Each pool's stats are one Stats() snapshot
+// (never torn; exact when that pool is quiescent). Taken under the registry's
+// lock, so no pool leaves while it runs.
+enum class DumpFormat { kText, kJson };
+std::string DumpPools(DumpFormat format = DumpFormat::kText);
 
 }  // namespace poolguard
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "absl/base/attributes.h"
+#include "absl/functional/function_ref.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -21,6 +22,12 @@
 #endif
 #if !defined(POOLGUARD_ASAN) && defined(__SANITIZE_ADDRESS__)
 #define POOLGUARD_ASAN 1
+#endif
+// UAF mode gives each object pages of its own and unmaps them on release, so
+// the page protection does what poisoning does, and ASan's ownership test
+// (which knows only its own heap) would refuse to unpoison links in them.
+#if defined(POOLGUARD_UAF) && defined(POOLGUARD_ASAN)
+#undef POOLGUARD_ASAN
 #endif
 
 #if defined(POOLGUARD_ASAN)
@@ -36,6 +43,19 @@ void* AllocateFromSystem(size_t size, size_t alignment);
 
 // Gives back a block from AllocateFromSystem() with the same size and alignment.
 void ReleaseToSystem(void* block, size_t size, size_t alignment);
+
+#if defined(POOLGUARD_DEBUG)
+// Debug builds keep the set of blocks currently obtained from the system, so
+// that the Pool layer can tell a pointer it handed out from any other before
+// reading memory near it. Runs fn() and returns true if `block` is such a
+// block; fn runs under the set's lock, so the block cannot be released
+// meanwhile. fn must not allocate from or release to the system.
+bool WithLiveSystemBlock(const void* block, absl::FunctionRef<void()> fn);
+// Bytes at the start of a block that ReleaseToSystem() zeroes before giving
+// the block back, so that a later block at the same address never looks like
+// one the Pool layer marked.
+inline constexpr size_t kScrubOnRelease = 16;
+#endif
 
 // ASan: makes a whole free object inaccessible while it sits in a free list.
 inline void PoisonObject(void* object, size_t size) {

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Schedule points cost nothing in production: each backend's object code,
-# built as production code, is identical to the same sources built with the
-# schedule-point macro expanding to nothing at all, while the fuzz (_sched)
-# build does differ (so the comparison can fail).
+# Fuzz and debug hooks cost nothing in production. Two kinds of triple:
+# - schedule points: each backend's object code, built as production code, is
+#   identical to the same sources built with the schedule-point macro
+#   expanding to nothing at all, while the fuzz (_sched) build does differ;
+# - debug mode: Pool::Alloc()/Free() of each backend, built as production
+#   code, are identical to the same code compiled against pool.h with every
+#   POOLGUARD_DEBUG block removed, while the _debug build does differ.
+# The third build of each triple must differ, so the comparison can fail.
 #
-# Arguments: triples per backend (production, empty-macro, _sched), each a
-# space-separated list of that library's archives (.a, and .pic.a in opt).
+# Arguments: triples (production, baseline, variant), each a space-separated
+# list of that library's archives (.a, and .pic.a in opt).
 set -euo pipefail
 
 # The non-PIC archive when there is one, else the PIC one.
@@ -36,14 +40,14 @@ while [[ $# -ge 3 ]]; do
     echo "FAIL $name: almost no code disassembled; is the archive empty?"
     status=1
   elif ! diff <(disassemble "$production") <(disassemble "$baseline") > /tmp/codegen_diff.$$; then
-    echo "FAIL $name: production code differs from code without schedule points:"
+    echo "FAIL $name: production code differs from the baseline without the hooks:"
     head -40 /tmp/codegen_diff.$$
     status=1
   elif diff -q <(disassemble "$production") <(disassemble "$sched") > /dev/null; then
-    echo "FAIL $name: the _sched build is identical too; the comparison proves nothing"
+    echo "FAIL $name: the hooked variant is identical too; the comparison proves nothing"
     status=1
   else
-    echo "ok   $name: $(disassemble "$production" | wc -l) lines identical without schedule points; _sched differs"
+    echo "ok   $name: $(disassemble "$production" | wc -l) lines identical to the baseline without hooks; $(basename "$sched") differs"
   fi
   rm -f /tmp/codegen_diff.$$
 done

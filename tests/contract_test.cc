@@ -1,9 +1,19 @@
 // The pool contract, written only against pool/pool.h: every backend must pass.
+//
+// With POOLGUARD_FAIL_EVERY_NTH=N in the environment (the contract_test_fail3
+// and _fail17 targets), every Nth request to the system fails for the whole
+// run. The contract still holds: each Alloc() below goes through Alloc(pool),
+// which accepts a nullptr only when it was injected, checks that it counted
+// in `failed` and changed no other stat, and retries; `failed` expectations
+// are about the failures a test provokes itself (Failed(pool)).
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -13,6 +23,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pool/failure_injection.h"
 #include "pool/pool.h"
 
 namespace poolguard {
@@ -20,10 +31,65 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// Failure injection for the whole run, from the environment.
+class InjectionEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (const char* every_nth = std::getenv("POOLGUARD_FAIL_EVERY_NTH")) {
+      SystemAllocFailures failures;
+      failures.every_nth = std::strtoull(every_nth, nullptr, 10);
+      SetSystemAllocFailures(failures);
+      std::printf("failure injection: POOLGUARD_FAIL_EVERY_NTH=%llu\n",
+                  static_cast<unsigned long long>(failures.every_nth));
+    }
+  }
+  void TearDown() override { ClearSystemAllocFailures(); }
+};
+[[maybe_unused]] const ::testing::Environment* const kInjection =
+    ::testing::AddGlobalTestEnvironment(new InjectionEnvironment);
+
+// Failures injected into each pool's Alloc() calls (tests are single-threaded).
+std::map<const Pool*, size_t>& InjectedFailures() {
+  static auto* failures = new std::map<const Pool*, size_t>;
+  return *failures;
+}
+
+// pool.Alloc(), retried past injected failures. A nullptr is accepted only if
+// the system memory layer injected it, and then it must count in `failed`
+// and leave every other stat as it was. Returns nullptr for any other failure,
+// for the caller to assert on.
+void* Alloc(Pool& pool) {
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const uint64_t injected = InjectedSystemAllocFailures();
+    const PoolStats before = pool.Stats();
+    void* object = pool.Alloc();
+    if (object != nullptr || InjectedSystemAllocFailures() == injected) return object;
+    const PoolStats after = pool.Stats();
+    EXPECT_EQ(after.failed, before.failed + 1) << pool.name();
+    EXPECT_EQ(after.allocated, before.allocated) << pool.name();
+    EXPECT_EQ(after.used, before.used) << pool.name();
+    EXPECT_EQ(after.free, before.free) << pool.name();
+    ++InjectedFailures()[&pool];
+  }
+  ADD_FAILURE() << "64 injected failures in a row";
+  return nullptr;
+}
+
+// The pool's failed count, less the failures injected into it.
+size_t Failed(const Pool& pool) { return pool.Stats().failed - InjectedFailures()[&pool]; }
+
 std::unique_ptr<Pool> MakePool(PoolOptions options) {
-  absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
+  // Only an injected failure may refuse a valid pool; then try again.
+  absl::StatusOr<std::unique_ptr<Pool>> pool;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const uint64_t injected = InjectedSystemAllocFailures();
+    pool = Pool::Create(options);
+    if (pool.ok() || InjectedSystemAllocFailures() == injected) break;
+  }
   EXPECT_TRUE(pool.ok()) << pool.status();
-  return pool.ok() ? *std::move(pool) : nullptr;
+  if (!pool.ok()) return nullptr;
+  InjectedFailures().erase(pool->get());  // A new pool at an old address.
+  return *std::move(pool);
 }
 
 std::unique_ptr<Pool> MakePool(std::string name, size_t object_size,
@@ -89,7 +155,7 @@ TEST(CreateTest, AcceptsTinyObjects) {
   ASSERT_NE(pool, nullptr);
   EXPECT_EQ(pool->object_size(), 1u);
   EXPECT_GE(pool->slot_size(), sizeof(void*));
-  void* object = pool->Alloc();
+  void* object = Alloc(*pool);
   ASSERT_NE(object, nullptr);
   static_cast<char*>(object)[0] = 'x';
   pool->Free(object);
@@ -106,7 +172,7 @@ TEST(AllocTest, HonoursAlignment) {
     EXPECT_EQ(pool->slot_size() % pool->alignment(), 0u);
     std::vector<void*> objects;
     for (int i = 0; i < 16; ++i) {
-      void* object = pool->Alloc();
+      void* object = Alloc(*pool);
       ASSERT_NE(object, nullptr);
       EXPECT_EQ(reinterpret_cast<uintptr_t>(object) % alignment, 0u)
           << "alignment " << alignment;
@@ -118,7 +184,7 @@ TEST(AllocTest, HonoursAlignment) {
 
 TEST(AllocTest, DefaultAlignmentIsMaxAlign) {
   std::unique_ptr<Pool> pool = MakePool("default", 3);
-  void* object = pool->Alloc();
+  void* object = Alloc(*pool);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(object) % alignof(std::max_align_t), 0u);
   pool->Free(object);
 }
@@ -128,7 +194,7 @@ TEST(AllocTest, ObjectsAreDistinctAndKeepTheirContents) {
   std::unique_ptr<Pool> pool = MakePool("distinct", kSize);
   std::vector<unsigned char*> objects;
   for (int i = 0; i < 500; ++i) {
-    auto* object = static_cast<unsigned char*>(pool->Alloc());
+    auto* object = static_cast<unsigned char*>(Alloc(*pool));
     ASSERT_NE(object, nullptr);
     std::memset(object, i & 0xff, kSize);
     objects.push_back(object);
@@ -146,13 +212,13 @@ TEST(AllocTest, ObjectsAreDistinctAndKeepTheirContents) {
 TEST(AllocTest, FreedObjectsAreReused) {
   std::unique_ptr<Pool> pool = MakePool("reuse", 64);
   std::set<void*> seen;
-  for (int i = 0; i < 4; ++i) seen.insert(pool->Alloc());
+  for (int i = 0; i < 4; ++i) seen.insert(Alloc(*pool));
   for (void* object : seen) pool->Free(object);
   ExpectStats(*pool, 4, 0, 4);
   for (int round = 0; round < 100; ++round) {
     std::vector<void*> objects;
     for (int i = 0; i < 4; ++i) {
-      void* object = pool->Alloc();
+      void* object = Alloc(*pool);
       EXPECT_TRUE(seen.count(object)) << "round " << round;
       objects.push_back(object);
     }
@@ -171,16 +237,16 @@ TEST(StatsTest, CountsAllocatedUsedAndFree) {
   std::unique_ptr<Pool> pool = MakePool("stats", 32);
   ExpectStats(*pool, 0, 0, 0);
   std::vector<void*> objects;
-  for (int i = 0; i < 10; ++i) objects.push_back(pool->Alloc());
+  for (int i = 0; i < 10; ++i) objects.push_back(Alloc(*pool));
   ExpectStats(*pool, 10, 10, 0);
   for (int i = 0; i < 4; ++i) {
     pool->Free(objects.back());
     objects.pop_back();
   }
   ExpectStats(*pool, 10, 6, 4);
-  objects.push_back(pool->Alloc());
+  objects.push_back(Alloc(*pool));
   ExpectStats(*pool, 10, 7, 3);
-  EXPECT_EQ(pool->Stats().failed, 0u);
+  EXPECT_EQ(Failed(*pool), 0u);
   for (void* object : objects) pool->Free(object);
   ExpectStats(*pool, 10, 0, 10);
 }
@@ -188,7 +254,7 @@ TEST(StatsTest, CountsAllocatedUsedAndFree) {
 TEST(FlushTest, ReleasesEveryFreeObject) {
   std::unique_ptr<Pool> pool = MakePool("flush", 128);
   std::vector<void*> objects;
-  for (int i = 0; i < 20; ++i) objects.push_back(pool->Alloc());
+  for (int i = 0; i < 20; ++i) objects.push_back(Alloc(*pool));
   for (int i = 0; i < 15; ++i) {
     pool->Free(objects.back());
     objects.pop_back();
@@ -197,7 +263,7 @@ TEST(FlushTest, ReleasesEveryFreeObject) {
   pool->Flush();
   ExpectStats(*pool, 5, 5, 0);
   // The pool still works after a flush, and in-use objects are untouched.
-  void* object = pool->Alloc();
+  void* object = Alloc(*pool);
   ASSERT_NE(object, nullptr);
   ExpectStats(*pool, 6, 6, 0);
   pool->Free(object);
@@ -219,7 +285,7 @@ TEST(GcAllTest, KeepsMinFreeInEveryPool) {
     pools.push_back(MakePool("gc", 48, c.min_free));
     Pool& pool = *pools.back();
     std::vector<void*> objects;
-    for (size_t i = 0; i < c.free_before + 2; ++i) objects.push_back(pool.Alloc());
+    for (size_t i = 0; i < c.free_before + 2; ++i) objects.push_back(Alloc(pool));
     for (size_t i = 0; i < c.free_before; ++i) {
       pool.Free(objects.back());
       objects.pop_back();
@@ -242,34 +308,34 @@ TEST(GcAllTest, SkipsDestroyedPools) {
   std::unique_ptr<Pool> kept = MakePool("kept", 16);
   {
     std::unique_ptr<Pool> gone = MakePool("gone", 16);
-    gone->Free(gone->Alloc());
+    gone->Free(Alloc(*gone));
   }
-  kept->Free(kept->Alloc());
+  kept->Free(Alloc(*kept));
   GcAll();
   ExpectStats(*kept, 0, 0, 0);
 }
 
 TEST(MaxObjectsTest, AllocFailsPastTheLimitAndRecovers) {
   std::unique_ptr<Pool> pool = MakePool("limited", 64, 0, 3);
-  void* a = pool->Alloc();
-  void* b = pool->Alloc();
-  void* c = pool->Alloc();
+  void* a = Alloc(*pool);
+  void* b = Alloc(*pool);
+  void* c = Alloc(*pool);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(pool->Alloc(), nullptr);
   EXPECT_EQ(pool->Alloc(), nullptr);
-  EXPECT_EQ(pool->Stats().failed, 2u);
+  EXPECT_EQ(Failed(*pool), 2u);
   ExpectStats(*pool, 3, 3, 0);
   pool->Free(b);
-  void* d = pool->Alloc();
+  void* d = Alloc(*pool);
   EXPECT_EQ(d, b);  // The only free object.
   EXPECT_EQ(pool->Alloc(), nullptr);
-  EXPECT_EQ(pool->Stats().failed, 3u);
+  EXPECT_EQ(Failed(*pool), 3u);
   // Flushed objects no longer count against the limit.
   pool->Free(a);
   pool->Flush();
-  void* e = pool->Alloc();
+  void* e = Alloc(*pool);
   EXPECT_NE(e, nullptr);
   ExpectStats(*pool, 3, 3, 0);
   for (void* object : {c, d, e}) pool->Free(object);
@@ -289,15 +355,14 @@ TEST(MaxObjectsTest, RejectsLimitsTheBackendCannotCount) {
   }
 }
 
-
 // More live pools than a per-thread cache has slots (tlcache: 16): the later
 // ones still keep the whole contract.
 TEST(ManyPoolsTest, FortyPoolsKeepExactStats) {
   std::vector<std::unique_ptr<Pool>> pools;
   for (int i = 0; i < 40; ++i) pools.push_back(MakePool("many", 32, /*min_free=*/1));
   for (auto& pool : pools) {
-    void* a = pool->Alloc();
-    void* b = pool->Alloc();
+    void* a = Alloc(*pool);
+    void* b = Alloc(*pool);
     ASSERT_NE(a, nullptr);
     ASSERT_NE(b, nullptr);
     pool->Free(a);
@@ -318,12 +383,14 @@ TEST(ManyPoolsTest, FortyPoolsKeepExactStats) {
 TEST(ThreadsTest, FreesOnExitedThreadsAreCountedAndFlushed) {
   std::unique_ptr<Pool> pool = MakePool("threads", 64);
   std::vector<void*> objects;
-  for (int i = 0; i < 300; ++i) objects.push_back(pool->Alloc());
+  for (int i = 0; i < 300; ++i) objects.push_back(Alloc(*pool));
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t) {
     threads.emplace_back([&pool, &objects, t] {
       for (int i = t * 100; i < (t + 1) * 100; ++i) pool->Free(objects[i]);
-      // Some allocations on this thread too, given back before it exits.
+      // Some allocations on this thread too, given back before it exits
+      // (an injected failure gives nullptr, which Free() ignores; it counts
+      // only in `failed`, which this test does not check).
       std::vector<void*> mine;
       for (int i = 0; i < 10; ++i) mine.push_back(pool->Alloc());
       for (void* object : mine) pool->Free(object);
@@ -345,10 +412,11 @@ TEST(ThreadsTest, PoolDestroyedWhileAnotherThreadCachesItsObjects) {
   std::unique_ptr<Pool> second;
   std::atomic<int> phase{0};
   std::thread user([&] {
-    first->Free(first->Alloc());
+    // Alloc(pool) is safe here: the main thread waits on `phase` meanwhile.
+    first->Free(Alloc(*first));
     phase.store(1);
     while (phase.load() != 2) std::this_thread::yield();
-    void* object = second->Alloc();
+    void* object = Alloc(*second);
     ASSERT_NE(object, nullptr);
     second->Free(object);
     ExpectStats(*second, 1, 0, 1);
@@ -370,7 +438,7 @@ TEST(PoolDeathTest, DestroyingAPoolWithObjectsInUseNamesThePool) {
   EXPECT_DEATH(
       {
         std::unique_ptr<Pool> pool = MakePool("leaky-sessions", 32);
-        pool->Alloc();
+        Alloc(*pool);
         pool.reset();
       },
       "pool 'leaky-sessions' destroyed with 1 object");
