@@ -348,9 +348,13 @@ void* TlcacheBackend::Refill(TlcacheCache& cache) {
     UnpoisonObject(object, layout_.slot_size);
     return object;
   }
+  return kNeedSystem;
+}
+
+void* TlcacheBackend::AllocFromSystemOrLimit() {
   bool at_limit;
   void* object = AllocFromSystem(&at_limit);
-  return at_limit ? kAtLimit : object;
+  return at_limit ? AllocAtLimit() : object;
 }
 
 void TlcacheBackend::GiveBackHalf(TlcacheCache& cache, void* object) {
@@ -415,7 +419,7 @@ void* TlcacheBackend::AllocSlow() {
           object = Refill(cache);
         }
         CloseWindow(cache);
-        return object == kAtLimit ? AllocAtLimit() : object;
+        return object == kNeedSystem ? AllocFromSystemOrLimit() : object;
       }
       CloseWindow(cache);
     }

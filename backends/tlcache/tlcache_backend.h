@@ -167,8 +167,8 @@ class TlcacheBackend {
       }
       void* object = Refill(cache);
       CloseWindow(cache);
-      if (ABSL_PREDICT_TRUE(object != kAtLimit)) return object;
-      return AllocAtLimit();
+      if (ABSL_PREDICT_TRUE(object != kNeedSystem)) return object;
+      return AllocFromSystemOrLimit();
     }
     CloseWindow(cache);
     return AllocSlow();
@@ -209,9 +209,13 @@ class TlcacheBackend {
   };
 
   static inline void* const kBusy = reinterpret_cast<void*>(uintptr_t{1});
-  // Refill()'s answer when max_objects are allocated: the caller closes its
-  // window and tries AllocAtLimit(). Never an object address.
+  // The answer of AllocFromSystem()'s callers when max_objects are
+  // allocated: the caller tries AllocAtLimit(). Never an object address.
   static inline void* const kAtLimit = reinterpret_cast<void*>(uintptr_t{2});
+  // Refill()'s answer when neither the transfer cache nor the shared list has
+  // an object: the caller closes its window, then calls
+  // AllocFromSystemOrLimit(). Never an object address.
+  static inline void* const kNeedSystem = reinterpret_cast<void*>(uintptr_t{3});
 
   static constexpr uint64_t kFreeOne = 1;
   static constexpr uint64_t kAllocatedOne = uint64_t{1} << 32;
@@ -247,9 +251,13 @@ class TlcacheBackend {
   }
 
   // Inside a window, cache empty: refills up to kBatch objects from the
-  // shared list and returns one, or a new object from the system, or
-  // nullptr (no memory), or kAtLimit.
+  // transfer cache or the shared list and returns one, or kNeedSystem. It
+  // never asks the system: that may run GcAll() (pool/limits.h), whose Gc()
+  // of this pool waits for every window of it to close, this one included.
   void* Refill(TlcacheCache& cache);
+  // Outside any window: a new object from the system, or nullptr (no memory,
+  // counted in failed), or what AllocAtLimit() gives at max_objects.
+  void* AllocFromSystemOrLimit() ABSL_LOCKS_EXCLUDED(tlcache_list_lock);
   // Inside a window, cache full: gives kBatch objects to the shared list and
   // keeps `object`.
   void GiveBackHalf(TlcacheCache& cache, void* object);
