@@ -62,13 +62,15 @@ def on_interrupt(signum, frame):
 class Target:
     """One fuzz target of one backend, built with one config, and its run."""
 
-    def __init__(self, fuzzer, backend, mutant, out, corpus_root):
+    def __init__(self, fuzzer, backend, mutant, out, corpus_root, config=None):
         spec = fuzzlib.FUZZERS[fuzzer]
         self.fuzzer = fuzzer
         self.backend = backend
         self.mutant = mutant
-        self.config = spec["config"]
-        self.sanitizer = spec["sanitizer"]
+        # A seeded bug names the config that can see it (a race only TSan
+        # reports, say); otherwise the target's usual one.
+        self.config = config or spec["config"]
+        self.sanitizer = self.config.split("-")[0]
         self.exact_replay = spec["exact_replay"]
         self.seed_kind = spec["corpus"]
         self.name = f"{fuzzer}_{backend}"
@@ -107,6 +109,7 @@ class Crash:
         self.new = True
         self.first_seen = None
         self.minimized = False
+        self.accesses = []  # a data race's accesses (fuzzlib.race_accesses)
         self.reproduced = None
         self.input = None
         self.reproduce = None
@@ -206,7 +209,13 @@ def choose_targets(args, workspace, out, corpus_root):
                                         f"not '{backend}'")
     if not chosen:
         raise fuzzlib.UserError("no target chosen")
-    return [Target(f, b, args.mutant, out, corpus_root) for f, b in chosen]
+    targets = []
+    for fuzzer, backend in chosen:
+        config = None
+        if args.mutant and fuzzer == catalog[args.mutant]["target"]:
+            config = catalog[args.mutant]["config"]
+        targets.append(Target(fuzzer, backend, args.mutant, out, corpus_root, config))
+    return targets
 
 
 def build(targets, workspace, out):
@@ -358,25 +367,35 @@ class Triage:
         # A free-running (TSan) failure depends on real timing: run the input
         # many times before calling it irreproducible.
         runs = 1 if t.exact_replay else 50
+        attempts = 1 if t.exact_replay else 3
         log, code = "", 0
-        for _ in range(1 if t.exact_replay else 3):
+        for _ in range(attempts):
             code, log = fuzzlib.replay(t.binary, path, runs=runs)
             if code != 0:
                 break
         if code == 0:
             # Keep the fuzzer's verdict: it saw the input fail once.
-            log = f"(input did not fail again in {runs * 3} runs: a rare interleaving)\n"
+            log = f"(input did not fail again in {runs * attempts} runs: a rare interleaving)\n"
         kind, frames, sig_id = fuzzlib.signature(log)
+        accesses = set(fuzzlib.race_accesses(log))
         if code == 0:
             kind = "unreproduced:" + path.name.split("-")[0]
+        sharing = lambda other: bool(accesses & set(other))
         with self.lock:
             crash = self.crashes.get((t.key, sig_id))
+            if crash is None and accesses:
+                crash = next((c for c in self.crashes.values()
+                              if c.target is t and sharing(c.accesses)), None)
             if crash is not None:
                 crash.inputs.append(path)
                 return
             crash = Crash(t, kind, frames, sig_id, log, path)
+            crash.accesses = sorted(accesses)
             crash.reproduced = code != 0
-            seen = self.known.get(t.key, {}).get(sig_id)
+            known = self.known.get(t.key, {})
+            seen = known.get(sig_id)
+            if seen is None and accesses:
+                seen = next((k for k in known.values() if sharing(k.get("accesses", []))), None)
             if seen:
                 crash.new = False
                 crash.first_seen = seen.get("first_seen")
@@ -402,12 +421,15 @@ def minimize(crash, seconds, crash_dir):
     t = crash.target
     original = crash.inputs[0]
     candidate = crash_dir / "minimized"
+    process = subprocess.Popen([str(t.binary), "-minimize_crash=1", f"-max_total_time={seconds}",
+                                "-timeout=30", f"-exact_artifact_path={candidate}", str(original)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
     try:
-        subprocess.run([str(t.binary), "-minimize_crash=1", f"-max_total_time={seconds}",
-                        "-timeout=30", f"-exact_artifact_path={candidate}", str(original)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds + 60)
+        process.wait(timeout=seconds + 60)
     except subprocess.TimeoutExpired:
-        pass
+        os.killpg(process.pid, signal.SIGKILL)  # with the runs it started
+        process.wait()
     if not candidate.exists():
         return original
     code, log = fuzzlib.replay(t.binary, candidate)
@@ -440,13 +462,19 @@ def merge_corpus(t, full):
             if p.name not in t.corpus_before:
                 p.rename(target_dir / p.name)
         into, sources = t.corpus, [target_dir]
+    # A session of its own, killed whole on timeout: a sanitizer report that
+    # never finishes (seen with TSan and the scheduler's parked threads) must
+    # not hold the campaign, and merge runs inputs in child processes.
+    inputs = sum(count_files(d) for d in sources)
+    merge = subprocess.Popen([str(t.binary), "-merge=1", "-timeout=30", "-rss_limit_mb=4096",
+                              str(into)] + [str(d) for d in sources],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                             start_new_session=True)
     try:
-        result = subprocess.run([str(t.binary), "-merge=1", "-timeout=30", "-rss_limit_mb=4096",
-                                 str(into)] + [str(d) for d in sources],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                timeout=600)
-        ok = result.returncode == 0
+        ok = merge.wait(timeout=min(600, 60 + inputs)) == 0
     except subprocess.TimeoutExpired:
+        os.killpg(merge.pid, signal.SIGKILL)
+        merge.wait()
         ok = False
     if full:
         if ok and count_files(target_dir) > 0:
@@ -703,8 +731,8 @@ def campaign(args):
             shutil.copy2(chosen, keep / "input")
             (keep / "report.txt").write_text(c.log)
             known.setdefault(c.target.key, {})[c.id] = {
-                "class": c.kind, "frames": c.frames, "first_seen": now,
-                "input": str(keep / "input")}
+                "class": c.kind, "frames": c.frames, "accesses": c.accesses,
+                "first_seen": now, "input": str(keep / "input")}
     tmp_known = known_path.with_suffix(".tmp")
     tmp_known.write_text(json.dumps(known, indent=2) + "\n")
     tmp_known.replace(known_path)
@@ -712,6 +740,9 @@ def campaign(args):
     for t in targets:
         if interrupts >= 2:
             break
+        if t.mutant:
+            # A seeded bug's corpus is a throwaway: no time spent merging it.
+            continue
         print(f"{TOOL}: merging the corpus of {t.label} ({t.corpus_end} inputs)", flush=True)
         t.corpus_merged = merge_corpus(t, args.full_merge)
         shutil.rmtree(t.tmp, ignore_errors=True)

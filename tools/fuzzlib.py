@@ -9,8 +9,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 # Which fuzz target runs under which sanitizer config. The scheduled fuzzer
@@ -198,13 +200,36 @@ def signature(log_text):
     return kind, frames, digest
 
 
-def replay(binary, input_path, runs=1, timeout_s=120, env=None):
-    """Runs `binary` on one input; returns (exit code, output). A timeout is exit -1."""
-    cmd = [str(binary)] + ([f"-runs={runs}"] if runs > 1 else []) + [str(input_path)]
-    try:
-        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", timeout=timeout_s, env=env)
-        return result.returncode, result.stdout
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        return -1, out + "\n(poolguard: replay timed out)\n"
+def race_accesses(log_text):
+    """For a data race, one key per access: its top three poolguard frames.
+
+    Two race reports are the same bug when they share an access, as TSan's
+    own suppress_equal_stacks judges them: one unsynchronized access racing
+    with several partners (a statistic read without the lock, raced by
+    Alloc(), Free() and Flush()) is one bug, reported once.
+    """
+    if classify(log_text) != "tsan:data-race":
+        return []
+    return ["\n".join(frames[:3]) for frames in stacks(log_text)[:2]]
+
+
+def replay(binary, input_path, runs=1, timeout_s=60, env=None):
+    """Runs `binary` on one input; returns (exit code, output). A timeout is exit -1.
+
+    The run gets a session of its own and is killed whole on timeout (with
+    the symbolizer it may have started): a sanitizer report that never
+    finishes exiting must not hold up triage. What it printed still counts.
+    """
+    cmd = [str(binary), "-timeout=30"] + ([f"-runs={runs}"] if runs > 1 else []) + [str(input_path)]
+    with tempfile.TemporaryFile() as out:
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
+        try:
+            code = process.wait(timeout=timeout_s)
+            note = ""
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            code, note = -1, "\n(poolguard: replay timed out)\n"
+        out.seek(0)
+        return code, out.read().decode(errors="replace") + note

@@ -55,6 +55,13 @@ class SignatureTest(unittest.TestCase):
         other = text.replace("heap-use-after-free", "heap-buffer-overflow", 1)
         self.assertNotEqual(fuzzlib.signature(text)[2], fuzzlib.signature(other)[2])
 
+    def test_race_accesses_match_in_either_order(self):
+        text = load("tsan_data_race.txt")
+        accesses = fuzzlib.race_accesses(text)
+        self.assertEqual(len(accesses), 2)
+        self.assertTrue(accesses[0].startswith("poolguard::fuzz::World::CheckQuiescent"))
+        self.assertEqual(fuzzlib.race_accesses(load("asan_use_after_free.txt")), [])
+
     def test_unknown_output(self):
         self.assertEqual(fuzzlib.signature("nothing to see")[:2], ("unknown", []))
 
