@@ -24,7 +24,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -35,10 +34,6 @@ TOOL = "detect"
 
 def die(message):
     fuzzlib.die(TOOL, message)
-
-
-def classify(log_text):
-    return fuzzlib.classify(log_text)
 
 
 def bazel_build(workspace, config, mutant, target):
@@ -76,7 +71,7 @@ def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path):
     artifacts = sorted(p for p in run_dir.iterdir()
                        if p.name.startswith(("crash-", "timeout-", "oom-", "leak-")))
     text = (run_dir / "fuzz.log").read_text(errors="replace")
-    oracle = classify(text)
+    oracle = fuzzlib.classify(text)
     detected = (returncode != 0 and bool(artifacts)) or (killed and oracle != "unknown")
     if killed and not detected:
         detected, oracle = True, "hang:killed"
@@ -100,7 +95,7 @@ def replay(binary, artifact, times, expected_oracle):
                                     timeout=120)
         except subprocess.TimeoutExpired:
             continue
-        if result.returncode != 0 and classify(result.stdout) == expected_oracle:
+        if result.returncode != 0 and fuzzlib.classify(result.stdout) == expected_oracle:
             same += 1
     return same
 
