@@ -36,7 +36,8 @@ mapfile -t absl_libs < <(find "$work/absl" -name 'libabsl_*.a' | sort)
 backends=$(sed -n '/^BACKENDS = \[/,/^\]/s/^ *"\([a-z_]*\)",.*/\1/p' pool/backends.bzl)
 [[ -n "$backends" ]] || { echo "build.sh: no BACKENDS in pool/backends.bzl" >&2; exit 1; }
 
-# -mcx16: the lockless backend's double-width CAS (harmless elsewhere).
+# -mcx16: the shared free list's 16-byte CAS as the __atomic builtin rather
+# than inline asm (backends/lockless/shared_free_list.h); harmless elsewhere.
 common=(-std=c++17 -I"$project" -I"$absl_src" -mcx16 -pthread)
 
 # compile OUTDIR INCLUDE FLAGS... -- SOURCES...: objects into OUTDIR.

@@ -35,23 +35,23 @@ struct ArrayFloor {
     for (void*& object : objects) object = NewObject();
     count = 1024;
   }
-  static void* Alloc() {
+  BENCH_INLINE static void* Alloc() {
     if (__builtin_expect(count == 0, 0)) Fill();
     return objects[--count];
   }
-  static void Free(void* object) { objects[count++] = object; }
+  BENCH_INLINE static void Free(void* object) { objects[count++] = object; }
 };
 
 struct TlListFloor {
   static constexpr bool kCrossThread = false;
   static inline thread_local void* head = nullptr;
-  static void* Alloc() {
+  BENCH_INLINE static void* Alloc() {
     void* object = head;
     if (__builtin_expect(object == nullptr, 0)) return NewObject();
     head = *static_cast<void**>(object);
     return object;
   }
-  static void Free(void* object) {
+  BENCH_INLINE static void Free(void* object) {
     *static_cast<void**>(object) = head;
     head = object;
   }
@@ -85,7 +85,7 @@ struct CasListFloor {
     h.ptr = __atomic_load_n(&head.ptr, __ATOMIC_RELAXED);
     return h;
   }
-  static void* Alloc() {
+  BENCH_INLINE static void* Alloc() {
     Head h = Load();
     for (;;) {
       if (h.ptr == nullptr) return NewObject();
@@ -93,7 +93,7 @@ struct CasListFloor {
       if (Cas(h, Head{next, h.tag + 1})) return h.ptr;
     }
   }
-  static void Free(void* object) {
+  BENCH_INLINE static void Free(void* object) {
     Head h = Load();
     do {
       __atomic_store_n(static_cast<void**>(object), h.ptr, __ATOMIC_RELAXED);
@@ -105,7 +105,7 @@ struct SpinLockListFloor {
   static constexpr bool kCrossThread = true;
   static inline internal::SpinLock lock;
   static inline void* head = nullptr;
-  static void* Alloc() {
+  BENCH_INLINE static void* Alloc() {
     void* object;
     {
       internal::SpinLockHolder h(&lock);
@@ -114,7 +114,7 @@ struct SpinLockListFloor {
     }
     return object != nullptr ? object : NewObject();
   }
-  static void Free(void* object) {
+  BENCH_INLINE static void Free(void* object) {
     internal::SpinLockHolder h(&lock);
     *static_cast<void**>(object) = head;
     head = object;

@@ -13,8 +13,8 @@ namespace {
 
 struct MallocSubject {
   static constexpr bool kCrossThread = true;
-  static void* Alloc() { return std::malloc(kObjectSize); }
-  static void Free(void* object) { std::free(object); }
+  BENCH_INLINE static void* Alloc() { return std::malloc(kObjectSize); }
+  BENCH_INLINE static void Free(void* object) { std::free(object); }
 };
 
 }  // namespace

@@ -26,8 +26,8 @@ Pool* shared_pool = nullptr;
 
 struct PoolSubject {
   static constexpr bool kCrossThread = true;
-  static void* Alloc() { return shared_pool->Alloc(); }
-  static void Free(void* object) { shared_pool->Free(object); }
+  BENCH_INLINE static void* Alloc() { return shared_pool->Alloc(); }
+  BENCH_INLINE static void Free(void* object) { shared_pool->Free(object); }
 };
 
 // Thread 0 fills the pool with free objects (256 allocated, then freed:

@@ -3,9 +3,13 @@
 //
 //   struct Subject {
 //     static constexpr bool kCrossThread;  // may free on another thread
-//     static void* Alloc();
-//     static void Free(void* object);
+//     BENCH_INLINE static void* Alloc();
+//     BENCH_INLINE static void Free(void* object);
 //   };
+//
+// BENCH_INLINE forces every subject's calls inline into the workload loops,
+// so that no subject wins or loses by the compiler's inlining heuristics
+// (what is out of line in the subject itself, such as malloc, stays so).
 //
 // Every workload reports, per thread, real time per iteration and the counter
 // `pairs_per_iter`; tools/bench.py divides one by the other: ns per
@@ -26,6 +30,8 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+
+#define BENCH_INLINE __attribute__((always_inline)) inline
 
 namespace poolguard::bench {
 

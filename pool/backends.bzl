@@ -71,7 +71,35 @@ _BACKEND_VISIBILITY = [
     "//tools:__subpackages__",
 ]
 
-def pool_backend_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kwargs):
+def pool_variant_library(name, srcs = [], hdrs = [], deps = [], copts = [], visibility = None, **kwargs):
+    """A library of backend code in every variant of VARIANTS: <name><v>.
+
+    For code two backends share (such as //backends/lockless:shared_free_list,
+    which the tlcache backend uses as its shared level): it has schedule points
+    and seeded bugs, so each variant must be built against //pool:internal<v>.
+    A backend names it in pool_backend_library's `variant_deps`.
+
+    Args:
+      name: base name.
+      srcs: implementation files.
+      hdrs: headers.
+      deps: extra dependencies; //pool:internal<v> is always added.
+      copts: extra compiler options.
+      visibility: as for cc_library (default: the backends' own visibility).
+      **kwargs: passed to cc_library.
+    """
+    for v in VARIANTS:
+        native.cc_library(
+            name = name + v,
+            srcs = srcs,
+            hdrs = hdrs,
+            copts = POOLGUARD_COPTS + copts,
+            deps = deps + ["//pool:internal" + v],
+            visibility = visibility or _BACKEND_VISIBILITY,
+            **kwargs
+        )
+
+def pool_backend_library(name, srcs = [], hdrs = [], deps = [], variant_deps = [], copts = [], **kwargs):
     """A backend: `backend.h` in the calling package is exported as "poolguard/backend.h".
 
     backend.h must define `poolguard::internal::Backend`, the backend class that
@@ -84,6 +112,8 @@ def pool_backend_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kw
       srcs: implementation files.
       hdrs: headers besides backend.h.
       deps: extra dependencies; //pool:internal<v> is always added.
+      variant_deps: pool_variant_library targets (by base label), linked as
+        <label><v>.
       copts: extra compiler options.
       **kwargs: passed to cc_library.
     """
@@ -101,7 +131,7 @@ def pool_backend_library(name, srcs = [], hdrs = [], deps = [], copts = [], **kw
             srcs = srcs,
             hdrs = hdrs,
             copts = POOLGUARD_COPTS + copts,
-            deps = deps + ["//pool:internal" + v],
+            deps = deps + [label + v for label in variant_deps] + ["//pool:internal" + v],
             visibility = _BACKEND_VISIBILITY,
             **kwargs
         )

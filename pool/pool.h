@@ -42,6 +42,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/base/attributes.h"
 #include "absl/status/statusor.h"
 #include "pool/debug.h"
 #include "pool/layout.h"
@@ -97,8 +98,10 @@ class Pool {
     if (object != nullptr) DebugFree(object, file, line);
   }
 #else
-  void* Alloc() { return backend_.Alloc(); }
-  void Free(void* object) {
+  // Always inlined: the backend's hot path is small and meant to be inlined
+  // into callers (each backend's header says what it costs).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* Alloc() { return backend_.Alloc(); }
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Free(void* object) {
     if (object != nullptr) backend_.Free(object);
   }
 #endif

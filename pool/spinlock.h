@@ -18,6 +18,8 @@
 
 #include <atomic>
 
+#include "absl/base/attributes.h"
+#include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
 #include "pool/sched_point.h"
 
@@ -61,29 +63,34 @@ class ABSL_LOCKABLE SpinLock {
   SpinLock(const SpinLock&) = delete;
   SpinLock& operator=(const SpinLock&) = delete;
 
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
     POOLGUARD_SCHED_POINT(kLock);
     // acquire: pairs with the release store in Unlock(), so the previous
     // holder's writes are visible to this one.
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      // Wait with plain loads, which keep the line shared, instead of
-      // exchanges, which would bounce it between the waiters. relaxed: only a
-      // hint; the exchange above re-checks with acquire.
-      Backoff backoff;
-      do {
-        backoff.Wait();
-      } while (locked_.load(std::memory_order_relaxed));
-      POOLGUARD_SCHED_POINT(kLock);
-    }
+    if (ABSL_PREDICT_FALSE(locked_.exchange(true, std::memory_order_acquire))) LockSlow();
   }
 
-  void Unlock() ABSL_UNLOCK_FUNCTION() {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Unlock() ABSL_UNLOCK_FUNCTION() {
     POOLGUARD_SCHED_POINT(kUnlock);
     // release: publishes the critical section to the next Lock().
     locked_.store(false, std::memory_order_release);
   }
 
  private:
+  // The contended case, out of line so that Lock() inlines small.
+  ABSL_ATTRIBUTE_NOINLINE void LockSlow() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+    do {
+      // Wait with plain loads, which keep the line shared, instead of
+      // exchanges, which would bounce it between the waiters. relaxed: only a
+      // hint; the exchange below re-checks with acquire.
+      Backoff backoff;
+      do {
+        backoff.Wait();
+      } while (locked_.load(std::memory_order_relaxed));
+      POOLGUARD_SCHED_POINT(kLock);
+    } while (locked_.exchange(true, std::memory_order_acquire));
+  }
+
   std::atomic<bool> locked_{false};
 };
 

@@ -31,6 +31,7 @@
 #include <cstddef>
 #include <string_view>
 
+#include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -71,7 +72,8 @@ class BasicLockedBackend {
   BasicLockedBackend(const BasicLockedBackend&) = delete;
   BasicLockedBackend& operator=(const BasicLockedBackend&) = delete;
 
-  void* Alloc() {
+  // Inline: lock, pop, unlock; the miss path is out of line.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* Alloc() {
     void* object;
     {
       Holder h(&lock_);
@@ -80,40 +82,22 @@ class BasicLockedBackend {
         POOLGUARD_SCHED_POINT(kReadNext);
         free_list_ = ReadLink(object);
         --free_;
-        ++used_;
-      } else if (allocated_ < layout_.max_objects) {
-        // Count the object before obtaining it, so that concurrent callers
-        // cannot overshoot max_objects while the lock is dropped.
-        ++allocated_;
-        ++used_;
-      } else {
-        failed_.fetch_add(1, std::memory_order_relaxed);
-        return nullptr;
       }
     }
-    if (object != nullptr) {
+    if (ABSL_PREDICT_TRUE(object != nullptr)) {
       UnpoisonObject(object, layout_.slot_size);
       return object;
     }
-    object = AllocateFromSystem(layout_.slot_size, layout_.alignment);
-    if (ABSL_PREDICT_FALSE(object == nullptr)) {
-      Holder h(&lock_);
-      --allocated_;
-      --used_;
-      // relaxed: a statistic; Stats() reads it under the lock's ordering.
-      failed_.fetch_add(1, std::memory_order_relaxed);
-    }
-    return object;
+    return AllocFromSystem();
   }
 
   // REQUIRES: object came from this pool's Alloc() and is not free.
-  void Free(void* object) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Free(void* object) {
     PoisonObject(object, layout_.slot_size);
     Holder h(&lock_);
     WriteLink(object, free_list_);
     free_list_ = object;
     ++free_;
-    --used_;
   }
 
   void Flush() {
@@ -187,16 +171,16 @@ class BasicLockedBackend {
     static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
     [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
       stats.allocated = allocated_;
-      stats.used = used_;
       stats.free = free_;
     }();
+    stats.used = stats.allocated - stats.free;
     stats.failed = failed_.load(std::memory_order_relaxed);
     return stats;
 #endif
     Holder h(&lock_);
     stats.allocated = allocated_;
-    stats.used = used_;
     stats.free = free_;
+    stats.used = stats.allocated - stats.free;
     stats.failed = failed_.load(std::memory_order_relaxed);
     return stats;
   }
@@ -213,6 +197,28 @@ class BasicLockedBackend {
     Lock* const lock_;
   };
 
+  // The list was empty: a new object from the system, within max_objects.
+  ABSL_ATTRIBUTE_NOINLINE void* AllocFromSystem() {
+    {
+      Holder h(&lock_);
+      if (allocated_ >= layout_.max_objects) {
+        // relaxed: a statistic.
+        failed_.fetch_add(1, std::memory_order_relaxed);
+        return nullptr;
+      }
+      // Count the object before obtaining it, so that concurrent callers
+      // cannot overshoot max_objects while the lock is dropped.
+      ++allocated_;
+    }
+    void* object = AllocateFromSystem(layout_.slot_size, layout_.alignment);
+    if (ABSL_PREDICT_FALSE(object == nullptr)) {
+      Holder h(&lock_);
+      --allocated_;
+      failed_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return object;
+  }
+
   // Releases a chain of free objects that no other thread can reach.
   void ReleaseChain(void* chain) {
     while (chain != nullptr) {
@@ -227,8 +233,8 @@ class BasicLockedBackend {
   // The free objects, linked through their first word (poisoned under ASan
   // except while the link is read or written).
   void* free_list_ ABSL_GUARDED_BY(lock_) = nullptr;
+  // The counts; used is allocated - free, so the hot path keeps one count.
   size_t free_ ABSL_GUARDED_BY(lock_) = 0;
-  size_t used_ ABSL_GUARDED_BY(lock_) = 0;
   size_t allocated_ ABSL_GUARDED_BY(lock_) = 0;
   // Written without the lock on the failure paths; relaxed, a statistic.
   std::atomic<size_t> failed_{0};

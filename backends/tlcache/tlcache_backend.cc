@@ -22,15 +22,6 @@ ABSL_CONST_INIT TlcacheListLock tlcache_list_lock;
 
 namespace {
 
-unsigned __int128 Pack(const void* ptr, uint64_t tag) {
-  unsigned __int128 word;
-  const uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
-  static_assert(sizeof(p) == 8 && sizeof(word) == 16);
-  std::memcpy(reinterpret_cast<char*>(&word), &p, 8);
-  std::memcpy(reinterpret_cast<char*>(&word) + 8, &tag, 8);
-  return word;
-}
-
 // Which heavy barrier drainers use, chosen once (under tlcache_list_lock,
 // when the first pool is created) and never changed: 0 not chosen yet,
 // 1 membarrier(), 2 none (owners fence instead). relaxed: written once under
@@ -133,6 +124,9 @@ TlcacheBackend::TlcacheBackend(const PoolLayout& layout) : layout_(layout) {
       break;
     }
   }
+  // Fenced windows are opened out of line only, so that the inline fast
+  // path has no test for them.
+  if (!owner_fence_) fast_path_offset_ = slot_ * sizeof(TlcacheCache);
   tlcache_list_lock.Unlock();
 }
 
@@ -152,127 +146,27 @@ TlcacheBackend::~TlcacheBackend() {
 }
 
 // ---------------------------------------------------------------------------
-// The shared list: the lockless backend's head and claim protocol (read
-// backends/lockless/lockless_backend.h for who may release what), with pops
-// and pushes of several objects at once.
-
-TlcacheBackend::Head TlcacheBackend::LoadHead() const {
-  POOLGUARD_SCHED_POINT(kLoadHead);
-  // relaxed: only a guess for the next CasHead(), which carries the ordering.
-  Head head;
-  head.tag = __atomic_load_n(&head_.tag, __ATOMIC_RELAXED);
-  head.ptr = __atomic_load_n(&head_.ptr, __ATOMIC_RELAXED);
-  return head;
-}
-
-bool TlcacheBackend::CasHead(Head& expected, Head desired, int success_order) {
-  POOLGUARD_SCHED_POINT(kCas);
-  auto* word = reinterpret_cast<unsigned __int128*>(&head_);
-  unsigned __int128 current = Pack(expected.ptr, expected.tag);
-  // Failure is relaxed: the returned value is again only a guess.
-  if (__atomic_compare_exchange_n(word, &current, Pack(desired.ptr, desired.tag),
-                                  /*weak=*/false, success_order, __ATOMIC_RELAXED)) {
-    return true;
-  }
-  std::memcpy(&expected.ptr, &current, 8);
-  std::memcpy(&expected.tag, reinterpret_cast<char*>(&current) + 8, 8);
-  return false;
-}
-
-TlcacheBackend::Head TlcacheBackend::LoadUnclaimedHead() const {
-  Head head = LoadHead();
-  if (ABSL_PREDICT_FALSE(head.ptr == kBusy)) {
-    // A claimer owns the list for the few instructions of its walk.
-    Backoff backoff;
-    do {
-      backoff.Wait();
-      head = LoadHead();
-    } while (head.ptr == kBusy);
-  }
-  return head;
-}
-
-size_t TlcacheBackend::PopBatch(void** out, size_t want, uint64_t tag_delta) {
-  Head head = LoadUnclaimedHead();
-  size_t n;
-  for (;;) {
-    if (head.ptr == nullptr) return 0;
-    // The list holds exactly FreeOf(tag) >= 1 objects (ptr is not null).
-    n = std::min(want, FreeOf(head.tag));
-    // Claim: {X, tag} -> {kBusy, tag - n * delta}. acquire: pairs with the
-    // release CASes that pushed the objects (and, through the release
-    // sequence, every link below them). On failure the head moved: retry.
-    if (CasHead(head, Head{kBusy, head.tag - n * tag_delta}, __ATOMIC_ACQUIRE)) break;
-    if (head.ptr == kBusy) head = LoadUnclaimedHead();
-  }
-  // While the head reads kBusy no pop, push, Flush() or Gc() can reach any
-  // object of the list (each must first win a CAS from a non-busy head), and
-  // only Flush() and Gc() release objects: the first n objects are ours to
-  // walk, and n <= free keeps the walk inside the list.
-  void* object = head.ptr;
-  for (size_t i = 0; i < n; ++i) {
-    out[i] = object;
-    POOLGUARD_SCHED_POINT(kReadNext);
-    object = ReadLink(object);
-  }
-  // End the claim with the rest of the list. release: publishes the removal
-  // and keeps the chain of links visible to the next claimer. While busy no
-  // CAS can succeed, so a plain store of this half is race-free.
-  POOLGUARD_SCHED_POINT(kStoreHead);
-  __atomic_store_n(&head_.ptr, object, __ATOMIC_RELEASE);
-  return n;
-}
-
-void TlcacheBackend::PushChain(void* first, void* last, size_t n) {
-  Head head = LoadUnclaimedHead();
-  for (;;) {
-    WriteLink(last, head.ptr);
-    // {H, tag} -> {first, free + n}. release: publishes the links of the
-    // chain (and the objects' memory) to whoever claims them. Never lands on
-    // a busy head: the expected value is never kBusy, so such a CAS fails.
-    if (CasHead(head, Head{first, head.tag + n * kFreeOne}, __ATOMIC_RELEASE)) return;
-    if (head.ptr == kBusy) head = LoadUnclaimedHead();
-  }
-}
+// The shared level: the lockless backend's list (shared_free_list.h), and the
+// system.
 
 void* TlcacheBackend::AllocFromSystem(bool* at_limit) {
   // Reserve the object in `allocated` first, so that concurrent callers
-  // cannot overshoot max_objects. relaxed: no memory changes hands here.
-  *at_limit = false;
-  Head head = LoadUnclaimedHead();
-  for (;;) {
-    if (AllocatedOf(head.tag) >= layout_.max_objects) {
-      *at_limit = true;
-      return nullptr;
-    }
-    if (CasHead(head, Head{head.ptr, head.tag + kAllocatedOne}, __ATOMIC_RELAXED)) break;
-    if (head.ptr == kBusy) head = LoadUnclaimedHead();
-  }
+  // cannot overshoot max_objects.
+  *at_limit = !list_.ReserveAllocated(layout_.max_objects);
+  if (*at_limit) return nullptr;
   void* object = AllocateFromSystem(layout_.slot_size, layout_.alignment);
   if (ABSL_PREDICT_FALSE(object == nullptr)) {
-    head = LoadUnclaimedHead();
-    while (!CasHead(head, Head{head.ptr, head.tag - kAllocatedOne}, __ATOMIC_RELAXED)) {
-      if (head.ptr == kBusy) head = LoadUnclaimedHead();
-    }
+    list_.UnreserveAllocated();
     failed_.fetch_add(1, std::memory_order_relaxed);
   }
   return object;
 }
 
 void TlcacheBackend::FlushShared() {
-  // The list lock makes Flush()/Gc()/~Pool exclusive, as the lockless
-  // backend's flush lock does.
-  Head head = LoadUnclaimedHead();
-  for (;;) {
-    if (head.ptr == nullptr) return;
-    // Detach and uncount the whole list. acquire: pairs with the pushes.
-    const uint64_t free = FreeOf(head.tag);
-    const Head empty = {nullptr, head.tag - free * kAllocatedOne - free};
-    if (CasHead(head, empty, __ATOMIC_ACQUIRE)) break;
-    if (head.ptr == kBusy) head = LoadUnclaimedHead();
-  }
-  // The chain is ours alone: unreachable, and no claim was in progress.
-  void* object = head.ptr;
+  // The list lock makes Flush()/Gc()/~Pool exclusive; the shared list would
+  // not need it (shared_free_list.h), the caches do.
+  void* object = list_.TakeAllToRelease();
+  // The detached chain is ours alone.
   while (object != nullptr) {
     POOLGUARD_SCHED_POINT(kReadNext);
     void* next = ReadLink(object);
@@ -283,17 +177,10 @@ void TlcacheBackend::FlushShared() {
 }
 
 void TlcacheBackend::GcShared() {
+  // Batches of the surplus above min_free, each counted under its claim.
   void* batch[TlcacheCache::kCapacity];
-  for (;;) {
-    // relaxed: a hint; the pop claims with the protocol. Under the list lock
-    // no Flush()/Gc() lowers the count meanwhile; an Alloc() that does only
-    // makes this pop take fewer.
-    const size_t free = FreeOf(__atomic_load_n(&head_.tag, __ATOMIC_RELAXED));
-    if (free <= layout_.min_free) return;
-    const size_t want = std::min<size_t>(free - layout_.min_free, TlcacheCache::kCapacity);
-    // Take them off and uncount them from `allocated` in the same CAS.
-    const size_t n = PopBatch(batch, want, kFreeOne + kAllocatedOne);
-    if (n == 0) return;
+  size_t n;
+  while ((n = list_.PopSurplusToRelease(batch, TlcacheCache::kCapacity, layout_.min_free)) != 0) {
     for (size_t i = 0; i < n; ++i) {
       POOLGUARD_SCHED_POINT(kReleaseSystem);
       ReleaseToSystem(batch[i], layout_.slot_size, layout_.alignment);
@@ -334,14 +221,14 @@ void TlcacheBackend::EmptyTransfer() {
   const size_t n = transfer_count_.load(std::memory_order_relaxed);
   if (n == 0) return;
   for (size_t i = 0; i + 1 < n; ++i) WriteLink(transfer_[i], transfer_[i + 1]);
-  PushChain(transfer_[0], transfer_[n - 1], n);
+  list_.PushChain(transfer_[0], transfer_[n - 1], n);
   transfer_count_.store(0, std::memory_order_relaxed);
 }
 
 void* TlcacheBackend::Refill(TlcacheCache& cache) {
   // Inside the owner's window: the cache is ours, and empty.
   size_t n = TakeFromTransfer(cache.objects, TlcacheCache::kBatch);
-  if (n == 0) n = PopBatch(cache.objects, TlcacheCache::kBatch, kFreeOne);
+  if (n == 0) n = list_.PopBatch(cache.objects, TlcacheCache::kBatch);
   if (n != 0) {
     cache.count.store(static_cast<uint32_t>(n - 1), std::memory_order_relaxed);
     void* object = cache.objects[n - 1];
@@ -349,6 +236,13 @@ void* TlcacheBackend::Refill(TlcacheCache& cache) {
     return object;
   }
   return kNeedSystem;
+}
+
+void* TlcacheBackend::RefillAndClose(TlcacheCache& cache) {
+  void* object = Refill(cache);
+  CloseWindow(cache);
+  // Outside the window: asking the system may run GcAll() (see Refill()).
+  return object == kNeedSystem ? AllocFromSystemOrLimit() : object;
 }
 
 void* TlcacheBackend::AllocFromSystemOrLimit() {
@@ -366,7 +260,7 @@ void TlcacheBackend::GiveBackHalf(TlcacheCache& cache, void* object) {
     for (uint32_t i = kKeep; i + 1 < TlcacheCache::kCapacity; ++i) {
       WriteLink(objects[i], objects[i + 1]);
     }
-    PushChain(objects[kKeep], objects[TlcacheCache::kCapacity - 1], TlcacheCache::kBatch);
+    list_.PushChain(objects[kKeep], objects[TlcacheCache::kCapacity - 1], TlcacheCache::kBatch);
   }
   objects[kKeep] = object;
   cache.count.store(kKeep + 1, std::memory_order_relaxed);
@@ -376,7 +270,7 @@ void TlcacheBackend::EmptyCache(TlcacheCache& cache) {
   const uint32_t n = cache.count.load(std::memory_order_relaxed);
   if (n == 0) return;
   for (uint32_t i = 0; i + 1 < n; ++i) WriteLink(cache.objects[i], cache.objects[i + 1]);
-  PushChain(cache.objects[0], cache.objects[n - 1], n);
+  list_.PushChain(cache.objects[0], cache.objects[n - 1], n);
   cache.count.store(0, std::memory_order_relaxed);
 }
 
@@ -405,23 +299,18 @@ bool TlcacheBackend::BindCache(TlcacheCache& cache) {
 void* TlcacheBackend::AllocSlow() {
   if (slot_ < kTlcacheSlots) {
     TlcacheCache& cache = tlcache_caches[slot_];
-    // A drainer holds the cache, or it is not bound yet. In the first case
-    // BindCache() finds it bound and we take one more try.
-    if (BindCache(cache)) {
-      if (OpenWindow(cache)) {
-        const uint32_t n = cache.count.load(std::memory_order_relaxed);
-        void* object;
-        if (n != 0) {
-          object = cache.objects[n - 1];
-          cache.count.store(n - 1, std::memory_order_relaxed);
-          UnpoisonObject(object, layout_.slot_size);
-        } else {
-          object = Refill(cache);
-        }
+    // The fast path skipped a fenced window or found the cache closed: a
+    // drainer holds it, or it is not bound yet. Try the window (in the first
+    // case the drain may be over), then bind and try once more.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (OpenWindow(cache, owner_fence_)) {
+        void* object = PopFromCache(cache);
+        if (object == nullptr) return RefillAndClose(cache);
         CloseWindow(cache);
-        return object == kNeedSystem ? AllocFromSystemOrLimit() : object;
+        return object;
       }
       CloseWindow(cache);
+      if (attempt == 0 && !BindCache(cache)) break;
     }
   }
   void* object = AllocShared();
@@ -430,7 +319,7 @@ void* TlcacheBackend::AllocSlow() {
 
 void* TlcacheBackend::AllocShared() {
   void* object;
-  if (TakeFromTransfer(&object, 1) == 1 || PopBatch(&object, 1, kFreeOne) == 1) {
+  if (TakeFromTransfer(&object, 1) == 1 || (object = list_.Pop()) != nullptr) {
     UnpoisonObject(object, layout_.slot_size);
     return object;
   }
@@ -457,22 +346,18 @@ void* TlcacheBackend::AllocAtLimit() {
 void TlcacheBackend::FreeSlow(void* object) {
   if (slot_ < kTlcacheSlots) {
     TlcacheCache& cache = tlcache_caches[slot_];
-    if (BindCache(cache)) {
-      if (OpenWindow(cache)) {
-        const uint32_t n = cache.count.load(std::memory_order_relaxed);
-        if (n != TlcacheCache::kCapacity) {
-          cache.objects[n] = object;
-          cache.count.store(n + 1, std::memory_order_relaxed);
-        } else {
-          GiveBackHalf(cache, object);
-        }
+    // As in AllocSlow().
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (OpenWindow(cache, owner_fence_)) {
+        FreeInWindow(cache, object);
         CloseWindow(cache);
         return;
       }
       CloseWindow(cache);
+      if (attempt == 0 && !BindCache(cache)) break;
     }
   }
-  PushChain(object, object, 1);
+  list_.Push(object);
 }
 
 void TlcacheBackend::DrainCaches(bool unbind) {
@@ -566,14 +451,13 @@ PoolStats TlcacheBackend::Stats() const {
     cached += cache->count.load(std::memory_order_relaxed);
   }
   cached += transfer_count_.load(std::memory_order_relaxed);
-  // One 8-byte load of the shared counts. relaxed: nothing read through it.
-  const uint64_t tag = __atomic_load_n(&head_.tag, __ATOMIC_RELAXED);
+  const SharedFreeList::Counts counts = list_.counts();
   tlcache_list_lock.Unlock();
   PoolStats stats;
-  stats.allocated = AllocatedOf(tag);
+  stats.allocated = counts.allocated;
   // Under concurrency an object moving between a cache and the list may be
   // seen twice; never report more free than allocated.
-  stats.free = std::min(stats.allocated, FreeOf(tag) + cached);
+  stats.free = std::min(stats.allocated, counts.free + cached);
   stats.used = stats.allocated - stats.free;
   stats.failed = failed_.load(std::memory_order_relaxed);
   return stats;

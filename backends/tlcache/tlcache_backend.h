@@ -24,12 +24,10 @@
 //     so objects moving from one thread to another cost no walk of links
 //     (a walk is a chain of cache misses when the objects were last touched
 //     on another CPU). Taken only when its count says it can serve.
-//   - The shared list, for what the transfer cache cannot hold: a DWCAS head {ptr, free:32 | allocated:32} exactly as
-//     in backends/lockless/lockless_backend.h (claim the head by swapping in
-//     kBusy; the claimer alone reads links; only Flush()/Gc() release). A
-//     claim here may take several objects: while the head is kBusy no other
-//     thread can reach any object of the list, so the claimer may walk `n`
-//     links as long as n <= free (the list holds exactly `free` objects).
+//   - The shared list, for what the transfer cache cannot hold: the lockless
+//     backend's list (backends/lockless/shared_free_list.h: a DWCAS head
+//     {ptr, free:32 | allocated:32}; a pop claims the whole list by swapping
+//     in kBusy, so it may walk a batch of links; only Flush()/Gc() release).
 //   - Objects obtained from the system are counted in `allocated` of the
 //     shared head; objects in caches and in the transfer cache are counted
 //     nowhere but in their `count`s, which Stats() adds up.
@@ -37,7 +35,8 @@
 // Who may touch a cache (the asymmetric Dekker handshake; see folly's
 // asymmetricHeavyBarrier and tcmalloc's per-CPU cache drain):
 //   - Its owner thread, inside a *window*: `busy = 1` (relaxed), a compiler
-//     barrier (or a full fence when membarrier() is unavailable), then
+//     barrier (or a full fence when membarrier() is unavailable: then every
+//     call takes the out-of-line path, which opens fenced windows), then
 //     `open` loaded with acquire; only if it reads 1 does the owner touch
 //     `count` and `objects`; the window ends with `busy = 0` (release). The
 //     owner's fast path therefore has no locked instruction. `open` is 0 in
@@ -51,10 +50,11 @@
 //     store), takes the contents, and sets `open = 1` again (release, pairs
 //     with the owner's acquire load, which then sees the emptied cache) or,
 //     in ~Pool, leaves the cache unbound and closed.
-//   - While `open` is 0, the owner's call takes the slow path: it binds the
-//     cache under the list lock (waiting there for a drainer to finish, so
-//     never inside a window), then retries the cache once, or uses the
-//     shared list when it cannot bind (beyond the slots, at thread exit).
+//   - While `open` is 0, the owner's call takes the slow path: it tries the
+//     window once more (fenced if need be), then binds the cache under the
+//     list lock (waiting there for a drainer to finish, so never inside a
+//     window) and retries the cache once, or uses the shared list when it
+//     cannot bind (beyond the slots, at thread exit).
 //   - Binding a cache to a pool, unbinding it, and linking it into the
 //     pool's list of caches happen under the global cache-list lock, by the
 //     owner (bind, and at thread exit) or by ~Pool (unbind, inside the
@@ -76,6 +76,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
+#include "backends/lockless/shared_free_list.h"
 #include "pool/layout.h"
 #include "pool/pool_types.h"
 #include "pool/sched_point.h"
@@ -140,8 +141,8 @@ extern TlcacheListLock tlcache_list_lock;
 class TlcacheBackend {
  public:
   static constexpr std::string_view kName = "tlcache";
-  // The free and allocated counts of the shared head have 32 bits each.
-  static constexpr size_t kMaxObjects = uint32_t{0xffffffff};
+  // The counts of the shared list have 32 bits each.
+  static constexpr size_t kMaxObjects = SharedFreeList::kMaxObjects;
 
   explicit TlcacheBackend(const PoolLayout& layout);
   // REQUIRES: no object of this pool is in use, and no call on it in flight.
@@ -153,22 +154,14 @@ class TlcacheBackend {
   // Always inlined (into Pool::Alloc() and its callers): the hit path is a
   // dozen instructions; the misses call out of line.
   ABSL_ATTRIBUTE_ALWAYS_INLINE void* Alloc() {
-    TlcacheCache& cache = tlcache_caches[slot_];
-    if (ABSL_PREDICT_TRUE(OpenWindow(cache))) {
-      const uint32_t n = cache.count.load(std::memory_order_relaxed);
-      if (ABSL_PREDICT_TRUE(n != 0)) {
-        // (Fuzz builds: a drainer may try to run here, inside the window.)
-        POOLGUARD_SCHED_POINT(kReadNext);
-        void* object = cache.objects[n - 1];
-        cache.count.store(n - 1, std::memory_order_relaxed);
+    TlcacheCache& cache = FastPathCache();
+    if (ABSL_PREDICT_TRUE(OpenWindow(cache, /*fence=*/false))) {
+      void* object = PopFromCache(cache);
+      if (ABSL_PREDICT_TRUE(object != nullptr)) {
         CloseWindow(cache);
-        UnpoisonObject(object, layout_.slot_size);
         return object;
       }
-      void* object = Refill(cache);
-      CloseWindow(cache);
-      if (ABSL_PREDICT_TRUE(object != kNeedSystem)) return object;
-      return AllocFromSystemOrLimit();
+      return RefillAndClose(cache);
     }
     CloseWindow(cache);
     return AllocSlow();
@@ -177,16 +170,9 @@ class TlcacheBackend {
   // REQUIRES: object came from this pool's Alloc() and is not free.
   ABSL_ATTRIBUTE_ALWAYS_INLINE void Free(void* object) {
     PoisonObject(object, layout_.slot_size);
-    TlcacheCache& cache = tlcache_caches[slot_];
-    if (ABSL_PREDICT_TRUE(OpenWindow(cache))) {
-      const uint32_t n = cache.count.load(std::memory_order_relaxed);
-      if (ABSL_PREDICT_TRUE(n != TlcacheCache::kCapacity)) {
-        POOLGUARD_SCHED_POINT(kStoreHead);
-        cache.objects[n] = object;
-        cache.count.store(n + 1, std::memory_order_relaxed);
-      } else {
-        GiveBackHalf(cache, object);
-      }
+    TlcacheCache& cache = FastPathCache();
+    if (ABSL_PREDICT_TRUE(OpenWindow(cache, /*fence=*/false))) {
+      FreeInWindow(cache, object);
       CloseWindow(cache);
       return;
     }
@@ -203,12 +189,6 @@ class TlcacheBackend {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(tlcache_list_lock);
 
  private:
-  struct alignas(16) Head {
-    void* ptr;
-    uint64_t tag;
-  };
-
-  static inline void* const kBusy = reinterpret_cast<void*>(uintptr_t{1});
   // The answer of AllocFromSystem()'s callers when max_objects are
   // allocated: the caller tries AllocAtLimit(). Never an object address.
   static inline void* const kAtLimit = reinterpret_cast<void*>(uintptr_t{2});
@@ -217,19 +197,24 @@ class TlcacheBackend {
   // AllocFromSystemOrLimit(). Never an object address.
   static inline void* const kNeedSystem = reinterpret_cast<void*>(uintptr_t{3});
 
-  static constexpr uint64_t kFreeOne = 1;
-  static constexpr uint64_t kAllocatedOne = uint64_t{1} << 32;
-  static size_t FreeOf(uint64_t tag) { return static_cast<uint32_t>(tag); }
-  static size_t AllocatedOf(uint64_t tag) { return tag >> 32; }
+  // The calling thread's cache that Alloc() and Free() try first: this
+  // pool's slot, or the never-bound cache when the pool has no slot or
+  // windows need a fence (then every call goes to the slow path, which opens
+  // fenced windows on the slot's cache).
+  ABSL_ATTRIBUTE_ALWAYS_INLINE TlcacheCache& FastPathCache() const {
+    return *reinterpret_cast<TlcacheCache*>(reinterpret_cast<char*>(tlcache_caches) +
+                                            fast_path_offset_);
+  }
 
   // Opens the owner's window on `cache`; true when the owner may use it (it
   // is bound, to this pool since it is this pool's slot, and no drainer owns
-  // it). The caller closes the window in either case.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE bool OpenWindow(TlcacheCache& cache) const {
+  // it). The caller closes the window in either case. `fence`: no
+  // membarrier() on this system, so the owner's side needs a full fence.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE static bool OpenWindow(TlcacheCache& cache, bool fence) {
     POOLGUARD_SCHED_POINT(kStoreHead);
     // relaxed: ordered before the load of `open` below by the barrier.
     cache.busy.store(1, std::memory_order_relaxed);
-    if (ABSL_PREDICT_FALSE(owner_fence_)) {
+    if (fence) {
       // No membarrier(): a full fence here pairs with the drainer's.
       std::atomic_thread_fence(std::memory_order_seq_cst);
     } else {
@@ -250,6 +235,35 @@ class TlcacheBackend {
     cache.busy.store(0, std::memory_order_release);
   }
 
+  // Inside an open window: an object from the cache, or nullptr if it is
+  // empty.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void* PopFromCache(TlcacheCache& cache) {
+    const uint32_t n = cache.count.load(std::memory_order_relaxed);
+    if (ABSL_PREDICT_FALSE(n == 0)) return nullptr;
+    // (Fuzz builds: a drainer may try to run here, inside the window.)
+    POOLGUARD_SCHED_POINT(kReadNext);
+    void* object = cache.objects[n - 1];
+    cache.count.store(n - 1, std::memory_order_relaxed);
+    UnpoisonObject(object, layout_.slot_size);
+    return object;
+  }
+
+  // Inside an open window: `object` into the cache, half of which goes back
+  // to the shared level when it is full.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void FreeInWindow(TlcacheCache& cache, void* object) {
+    const uint32_t n = cache.count.load(std::memory_order_relaxed);
+    if (ABSL_PREDICT_FALSE(n == TlcacheCache::kCapacity)) {
+      GiveBackHalf(cache, object);
+      return;
+    }
+    POOLGUARD_SCHED_POINT(kStoreHead);
+    cache.objects[n] = object;
+    cache.count.store(n + 1, std::memory_order_relaxed);
+  }
+
+  // Inside an open window, cache empty: Refill(), close the window, and ask
+  // the system if the refill found nothing.
+  ABSL_ATTRIBUTE_NOINLINE void* RefillAndClose(TlcacheCache& cache);
   // Inside a window, cache empty: refills up to kBatch objects from the
   // transfer cache or the shared list and returns one, or kNeedSystem. It
   // never asks the system: that may run GcAll() (pool/limits.h), whose Gc()
@@ -286,15 +300,6 @@ class TlcacheBackend {
   void EmptyTransfer() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tlcache_list_lock)
       ABSL_LOCKS_EXCLUDED(transfer_lock_);
 
-  // The shared list (see backends/lockless/lockless_backend.cc).
-  Head LoadHead() const;
-  bool CasHead(Head& expected, Head desired, int success_order);
-  Head LoadUnclaimedHead() const;
-  // Takes up to `want` objects into out[], subtracting `tag_delta` per object
-  // from the tag in the claiming CAS; returns how many.
-  size_t PopBatch(void** out, size_t want, uint64_t tag_delta);
-  // Pushes the chain first..last (linked, `n` objects, poisoned).
-  void PushChain(void* first, void* last, size_t n);
   // Reserves and obtains one object; nullptr and *at_limit when max_objects
   // are allocated, nullptr alone when the system has no memory.
   void* AllocFromSystem(bool* at_limit);
@@ -308,12 +313,15 @@ class TlcacheBackend {
   uint32_t slot_ = kTlcacheSlots;
   // No membarrier() on this system: windows use a full fence. Fixed.
   bool owner_fence_ = false;
+  // The byte offset in tlcache_caches of FastPathCache(). Fixed.
+  uint32_t fast_path_offset_ = kTlcacheSlots * sizeof(TlcacheCache);
 
   // The caches bound to this pool.
   TlcacheCache* first_cache_ ABSL_GUARDED_BY(tlcache_list_lock) = nullptr;
 
-  // The shared head; read and written only with the __atomic builtins.
-  alignas(64) Head head_ = {nullptr, 0};
+  // The shared level (backends/lockless/shared_free_list.h): objects beyond
+  // the caches and the transfer cache, and the counts of the pool.
+  SharedFreeList list_;
   // Alloc() calls that returned nullptr. relaxed: a statistic.
   alignas(64) std::atomic<size_t> failed_{0};
 
