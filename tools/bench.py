@@ -12,6 +12,13 @@ one thread and freed on another), each on 1, 2 and 4 threads (2 cores here:
 load with the bytes each returns. Each subject runs as its own process
 --reps times; the order of subjects rotates every repetition so that the
 machine's noise hits all alike; every figure is the median over repetitions.
+Each repetition also gives every process an environment of a different size
+(POOLGUARD_BENCH_PAD), which moves the stack: a hot loop's stack slots can
+alias its other data modulo 4 KiB (the CPU then serializes loads behind
+stores), and one fixed layout can make a subject look 30% faster or slower
+than another. Medians over several layouts do not hang on one of them
+(Mytkowicz et al., "Producing wrong data without doing anything obviously
+wrong", ASPLOS 2009).
 
 Prints a table of medians with ratios to the per-thread-array floor and to
 the best peer allocator, and writes DIR/bench.md, DIR/bench.json (a list of
@@ -79,6 +86,11 @@ def subjects():
     return out
 
 
+def layout_pad(rep):
+    """The environment padding of repetition `rep`: spread over 4 KiB."""
+    return "x" * ((rep * 1531) % 4096)
+
+
 def run_one(argv, env, min_time, tmp):
     out = Path(tmp) / "out.json"
     cmd = argv + ["--benchmark_min_time=%g" % min_time, "--benchmark_format=console",
@@ -137,6 +149,7 @@ def main():
             order = subs[rep % len(subs):] + subs[:rep % len(subs)]
             for label, argv, env in order:
                 t0 = time.time()
+                env = dict(env, POOLGUARD_BENCH_PAD=layout_pad(rep))
                 for subject, workload, threads, value, ret in parse(
                         run_one(argv, env, args.min_time, tmp)):
                     samples.setdefault((workload, threads, subject), []).append(value)
@@ -224,7 +237,8 @@ def main():
         "",
         "`bazel run //tools:bench -- --out=%s --reps=%d --min_time=%g` on %s, %d CPUs, "
         "%.0f s. Medians of %d repetitions (each subject one process per repetition, order "
-        "rotated); 64-byte objects; ns per alloc+free pair per thread: CPU time of the "
+        "rotated, and a different environment size, hence stack layout, per "
+        "repetition); 64-byte objects; ns per alloc+free pair per thread: CPU time of the "
         "thread for 1 thread (immune to preemption by other users of the machine), wall "
         "time for 2 and 4 threads (includes waiting for the others). "
         "Floors: `floor:array` per-thread array, `floor:tl_list` thread-local list, "
