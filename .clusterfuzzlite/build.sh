@@ -7,8 +7,9 @@
 # It compiles with the given compilers directly rather than through Bazel:
 # the builder images carry neither Bazel 4 nor the Debian packages our
 # WORKSPACE binds, and OSS-Fuzz wants its own flags on every object anyway.
-# The sources are globbed per folder, so a new backend or source file needs
-# no edit here; the backend list is read from pool/backends.bzl, the one list.
+# The sources are globbed per folder (code a backend shares with others is
+# named backends/*/shared_*.cc), so a new backend or source file needs no
+# edit here; the backend list is read from pool/backends.bzl, the one list.
 #
 # Abseil comes from $ABSL_SRC (default $SRC/abseil-cpp, cloned by the
 # Dockerfile) and is built with the same flags, so the sanitizers see it.
@@ -61,8 +62,10 @@ for backend in $backends; do
   include="$work/include-$backend"
   mkdir -p "$include/poolguard"
   cp "backends/$backend/backend.h" "$include/poolguard/backend.h"
-  backend_sources=(backends/"$backend"/*.cc)
-  [[ -e "${backend_sources[0]}" ]] || backend_sources=()
+  # The backend's own sources, and the code backends share
+  # (backends/*/shared_*.cc, e.g. the lockless list that tlcache uses), once.
+  mapfile -t backend_sources < <(
+    ls backends/"$backend"/*.cc backends/*/shared_*.cc 2>/dev/null | sort -u)
 
   # The scheduled fuzzer: schedule points compiled in, exact replay.
   # The free-running fuzzer: the production pool on real threads.

