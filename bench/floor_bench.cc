@@ -17,9 +17,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "bench/workloads.h"
 #include "benchmark/benchmark.h"
 #include "pool/spinlock.h"
-#include "bench/workloads.h"
 
 namespace poolguard::bench {
 namespace {
@@ -71,9 +71,8 @@ struct CasListFloor {
   }
   static bool Cas(Head& expected, Head desired) {
     unsigned __int128 e = Pack(expected);
-    if (__atomic_compare_exchange_n(reinterpret_cast<unsigned __int128*>(&head), &e,
-                                    Pack(desired), false, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_RELAXED)) {
+    if (__atomic_compare_exchange_n(reinterpret_cast<unsigned __int128*>(&head), &e, Pack(desired),
+                                    false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
       return true;
     }
     std::memcpy(&expected, &e, 16);

@@ -42,9 +42,9 @@ void BM_LockedBatch8(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * objects.size());
   // ns per alloc+free pair, per thread.
-  state.counters["ns_per_pair"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * objects.size()),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_pair"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * objects.size()),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 BENCHMARK_TEMPLATE(BM_LockedBatch8, SpinLock)->Threads(1)->Threads(2)->Threads(4)->UseRealTime();

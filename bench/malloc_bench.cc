@@ -5,8 +5,8 @@
 #include <cstring>
 #include <string>
 
-#include "benchmark/benchmark.h"
 #include "bench/workloads.h"
+#include "benchmark/benchmark.h"
 
 namespace poolguard::bench {
 namespace {

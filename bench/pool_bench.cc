@@ -4,9 +4,9 @@
 #include <memory>
 #include <string>
 
+#include "bench/workloads.h"
 #include "benchmark/benchmark.h"
 #include "pool/pool.h"
-#include "bench/workloads.h"
 
 namespace poolguard::bench {
 namespace {

@@ -162,8 +162,7 @@ void ProducerConsumer(benchmark::State& state) {
 // Names are "<subject>|<workload>".
 template <typename S>
 void RegisterWorkloads(const std::string& subject) {
-  auto reg = [&](const char* workload, void (*fn)(benchmark::State&),
-                 std::vector<int> threads) {
+  auto reg = [&](const char* workload, void (*fn)(benchmark::State&), std::vector<int> threads) {
     auto* b = benchmark::RegisterBenchmark((subject + "|" + workload).c_str(), fn);
     for (int t : threads) b->Threads(t);
     b->UseRealTime();

@@ -69,15 +69,13 @@ RunConditions& Conditions() {
 void SetRunConditions(const RunConditions& conditions) { Conditions() = conditions; }
 
 void OracleFailure(std::string_view oracle, const std::string& message) {
-  std::fprintf(stderr, "poolguard oracle failure [%.*s]: %s\n%s\n",
-               static_cast<int>(oracle.size()), oracle.data(), message.c_str(),
-               FailureContext().c_str());
+  std::fprintf(stderr, "poolguard oracle failure [%.*s]: %s\n%s\n", static_cast<int>(oracle.size()),
+               oracle.data(), message.c_str(), FailureContext().c_str());
   std::fflush(stderr);
   std::abort();
 }
 
-World::World(const Program& program)
-    : program_(program), threads_(program.threads.size()) {
+World::World(const Program& program) : program_(program), threads_(program.threads.size()) {
   // Each run starts with no failure pending from an earlier one.
   ClearSystemAllocFailures();
   PoolOptions small;
@@ -151,13 +149,11 @@ void World::CheckStamp(size_t thread, const Held& held, std::string_view when) c
     const unsigned char expected =
         i < words_end ? word[i % sizeof(word)] : static_cast<unsigned char>(held.stamp);
     if (held.object[i] != expected) {
-      OracleFailure(
-          "double_owner",
-          absl::StrCat("object ", absl::Hex(reinterpret_cast<uintptr_t>(held.object)),
-                       " of pool '", held.pool->name(), "' held by thread ", thread,
-                       " changed under its owner (byte ", i, " is ",
-                       held.object[i], ", stamp byte ", expected, ") ", when, "; ",
-                       Where(thread)));
+      OracleFailure("double_owner",
+                    absl::StrCat("object ", absl::Hex(reinterpret_cast<uintptr_t>(held.object)),
+                                 " of pool '", held.pool->name(), "' held by thread ", thread,
+                                 " changed under its owner (byte ", i, " is ", held.object[i],
+                                 ", stamp byte ", expected, ") ", when, "; ", Where(thread)));
     }
   }
 }
@@ -257,12 +253,11 @@ void World::CheckQuiescent(size_t checker) const {
   auto check = [&](const Pool& pool, size_t held) {
     const PoolStats stats = pool.Stats();
     if (stats.allocated != stats.used + stats.free || stats.used != held) {
-      OracleFailure("stats_invariant",
-                    absl::StrCat("pool '", pool.name(), "': allocated ", stats.allocated,
-                                 ", used ", stats.used, ", free ", stats.free,
-                                 ", held by the threads ", held,
-                                 "; expected allocated == used + free and used == held; ",
-                                 Where(0)));
+      OracleFailure(
+          "stats_invariant",
+          absl::StrCat("pool '", pool.name(), "': allocated ", stats.allocated, ", used ",
+                       stats.used, ", free ", stats.free, ", held by the threads ", held,
+                       "; expected allocated == used + free and used == held; ", Where(0)));
     }
   };
   for (size_t i = 0; i < kSharedPools; ++i) {
@@ -294,9 +289,9 @@ void World::FinishRun() {
     const PoolStats stats = pool.Stats();
     if (stats.allocated != 0 || stats.used != 0 || stats.free != 0) {
       OracleFailure("stats_invariant",
-                    absl::StrCat("pool '", pool.name(), "' ", when, ": allocated ",
-                                 stats.allocated, ", used ", stats.used, ", free ",
-                                 stats.free, "; expected all 0; ", Where(0)));
+                    absl::StrCat("pool '", pool.name(), "' ", when, ": allocated ", stats.allocated,
+                                 ", used ", stats.used, ", free ", stats.free, "; expected all 0; ",
+                                 Where(0)));
     }
   };
   for (size_t t = 0; t < threads_.size(); ++t) {

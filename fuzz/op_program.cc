@@ -37,8 +37,7 @@ Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed) {
   size_t pos = 0;
   const size_t threads =
       Program::kMinThreads +
-      (bytes.empty() ? 0
-                     : bytes[pos++] % (Program::kMaxThreads - Program::kMinThreads + 1));
+      (bytes.empty() ? 0 : bytes[pos++] % (Program::kMaxThreads - Program::kMinThreads + 1));
   program.threads.resize(threads);
   const size_t max_ops = threads * Program::kMaxOpsPerThread;
   size_t ops = 0;
@@ -50,8 +49,7 @@ Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed) {
     std::vector<Op>& thread = program.threads[(head >> 4) % threads];
     if (thread.size() >= Program::kMaxOpsPerThread) continue;
     thread.push_back(
-        Op{static_cast<OpKind>((head & 0x0f) % static_cast<uint8_t>(OpKind::kNumKinds)),
-           arg});
+        Op{static_cast<OpKind>((head & 0x0f) % static_cast<uint8_t>(OpKind::kNumKinds)), arg});
   }
   if (consumed != nullptr) *consumed = pos;
   return program;
@@ -69,9 +67,8 @@ Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
   Program program;
   program.threads.resize(options.threads);
   for (size_t t = 0; t < options.threads; ++t) {
-    const uint32_t mask = t < options.kinds_per_thread.size()
-                              ? options.kinds_per_thread[t] & kAllKinds
-                              : kAllKinds;
+    const uint32_t mask =
+        t < options.kinds_per_thread.size() ? options.kinds_per_thread[t] & kAllKinds : kAllKinds;
     std::vector<OpKind> kinds;
     for (int k = 0; k < static_cast<int>(OpKind::kNumKinds); ++k) {
       if (mask & (uint32_t{1} << k)) kinds.push_back(static_cast<OpKind>(k));
@@ -79,8 +76,7 @@ Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
     if (kinds.empty()) continue;
     for (size_t i = 0; i < options.ops_per_thread; ++i) {
       const uint64_t r = next();
-      program.threads[t].push_back(
-          Op{kinds[r % kinds.size()], static_cast<uint8_t>(r >> 32)});
+      program.threads[t].push_back(Op{kinds[r % kinds.size()], static_cast<uint8_t>(r >> 32)});
     }
   }
   return program;

@@ -18,14 +18,14 @@
 namespace poolguard::fuzz {
 
 enum class OpKind : uint8_t {
-  kAlloc,        // alloc from pool `arg`; the object is stamped and held
-  kFree,         // free held object `arg` (after checking its stamp)
-  kWriteStamp,   // re-stamp held object `arg` with a new serial
-  kCheckStamp,   // check the stamp of held object `arg`
-  kFlush,        // flush pool `arg`
-  kGcAll,        // GcAll()
-  kCreatePool,   // create private pool `arg` (if absent), shape from `arg`
-  kDestroyPool,  // destroy private pool `arg` if it is empty
+  kAlloc,                // alloc from pool `arg`; the object is stamped and held
+  kFree,                 // free held object `arg` (after checking its stamp)
+  kWriteStamp,           // re-stamp held object `arg` with a new serial
+  kCheckStamp,           // check the stamp of held object `arg`
+  kFlush,                // flush pool `arg`
+  kGcAll,                // GcAll()
+  kCreatePool,           // create private pool `arg` (if absent), shape from `arg`
+  kDestroyPool,          // destroy private pool `arg` if it is empty
   kFailNextSystemAlloc,  // make the next request to the system fail
   kNumKinds,
 };

@@ -54,8 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The schedule comes first: a fixed-size header, then the program.
   const poolguard::fuzz::Schedule schedule = poolguard::fuzz::DecodeSchedule(input);
   const size_t header = std::min(size, poolguard::fuzz::Schedule::kEncodedSize);
-  poolguard::fuzz::RunScheduled(poolguard::fuzz::DecodeProgram(input.subspan(header)),
-                                schedule);
+  poolguard::fuzz::RunScheduled(poolguard::fuzz::DecodeProgram(input.subspan(header)), schedule);
 #endif
   return 0;
 }

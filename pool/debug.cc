@@ -96,12 +96,12 @@ void* Pool::DebugAlloc(const char* file, int line) {
     for (size_t i = 0; i < layout_.object_size; ++i) {
       if (object[i] != kFreeFill) {
         Report(Misuse::kWriteAfterFree, layout_.name, object,
-               absl::StrCat("write to freed object ", Address(object), " in pool '",
-                            layout_.name, "': byte ", i, " is 0x", absl::Hex(object[i]),
-                            ", not the free fill 0x", absl::Hex(kFreeFill),
-                            " (last alloc at ", Site(header->alloc_file, header->alloc_line),
-                            ", last free at ", Site(header->free_file, header->free_line),
-                            "; found by the alloc at ", Site(file, line), ")"));
+               absl::StrCat("write to freed object ", Address(object), " in pool '", layout_.name,
+                            "': byte ", i, " is 0x", absl::Hex(object[i]), ", not the free fill 0x",
+                            absl::Hex(kFreeFill), " (last alloc at ",
+                            Site(header->alloc_file, header->alloc_line), ", last free at ",
+                            Site(header->free_file, header->free_line), "; found by the alloc at ",
+                            Site(file, line), ")"));
         break;
       }
     }
@@ -161,23 +161,23 @@ void Pool::DebugFree(void* object, const char* file, int line) {
       Report(Misuse::kForeignPointer, layout_.name, object,
              absl::StrCat("free of ", Address(object), " in pool '", layout_.name,
                           "': a pointer no pool handed out (or one already released to "
-                          "the system) (this free at ", here, ")"));
+                          "the system) (this free at ",
+                          here, ")"));
       return;
     case Verdict::kDouble:
       Report(Misuse::kDoubleFree, layout_.name, object,
-             absl::StrCat("double free of ", Address(object), " in pool '", layout_.name,
-                          "'", owner != this && owner != nullptr
-                                   ? absl::StrCat(" (an object of pool '", owner->name(), "')")
-                                   : "",
+             absl::StrCat("double free of ", Address(object), " in pool '", layout_.name, "'",
+                          owner != this && owner != nullptr
+                              ? absl::StrCat(" (an object of pool '", owner->name(), "')")
+                              : "",
                           " (last alloc at ", Site(alloc_file, alloc_line), ", last free at ",
                           Site(free_file, free_line), "; this free at ", here, ")"));
       return;
     case Verdict::kWrongPool:
       Report(Misuse::kWrongPool, layout_.name, object,
              absl::StrCat("free into the wrong pool: ", Address(object), " belongs to pool '",
-                          owner->name(), "', freed into pool '", layout_.name,
-                          "' (last alloc at ", Site(alloc_file, alloc_line), "; this free at ",
-                          here, ")"));
+                          owner->name(), "', freed into pool '", layout_.name, "' (last alloc at ",
+                          Site(alloc_file, alloc_line), "; this free at ", here, ")"));
       return;
   }
   header->free_file = file;

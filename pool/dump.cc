@@ -74,22 +74,21 @@ std::string DumpPools(DumpFormat format) {
   }
   absl::StrAppend(&out, "Dumping pools usage (backend ", BackendName(),
                   DebugModeEnabled() ? ", debug mode" : "", "):\n");
-  absl::StrAppend(&out, absl::StrFormat("  %-20s %8s %8s %10s %10s %10s %10s %12s  %s\n",
-                                        "pool", "size", "slot", "allocated", "used", "free",
-                                        "failed", "bytes", "backend"));
+  absl::StrAppend(
+      &out, absl::StrFormat("  %-20s %8s %8s %10s %10s %10s %10s %12s  %s\n", "pool", "size",
+                            "slot", "allocated", "used", "free", "failed", "bytes", "backend"));
   size_t allocated_bytes = 0;
   size_t used_bytes = 0;
   for (const Row& r : rows) {
     allocated_bytes += r.stats.allocated * r.slot_size;
     used_bytes += r.stats.used * r.slot_size;
-    absl::StrAppend(&out, absl::StrFormat("  %-20s %8u %8u %10u %10u %10u %10u %12u  %s\n",
-                                          r.name, r.object_size, r.slot_size, r.stats.allocated,
+    absl::StrAppend(&out, absl::StrFormat("  %-20s %8u %8u %10u %10u %10u %10u %12u  %s\n", r.name,
+                                          r.object_size, r.slot_size, r.stats.allocated,
                                           r.stats.used, r.stats.free, r.stats.failed,
                                           r.stats.allocated * r.slot_size, BackendName()));
   }
-  absl::StrAppend(&out, "Total: ", rows.size(), " pools, ", allocated_bytes,
-                  " bytes allocated, ", used_bytes, " used; ", bytes,
-                  " bytes held from the system (limit ",
+  absl::StrAppend(&out, "Total: ", rows.size(), " pools, ", allocated_bytes, " bytes allocated, ",
+                  used_bytes, " used; ", bytes, " bytes held from the system (limit ",
                   limit == 0 ? std::string("none") : absl::StrCat(limit), ")\n");
   return out;
 }

@@ -28,8 +28,8 @@ absl::StatusOr<internal::PoolLayout> MakeLayout(const PoolOptions& options) {
     return Invalid(options, "object_size must be > 0");
   }
   if (!IsPowerOfTwo(options.alignment)) {
-    return Invalid(options, absl::StrCat("alignment must be a power of two, not ",
-                                         options.alignment));
+    return Invalid(options,
+                   absl::StrCat("alignment must be a power of two, not ", options.alignment));
   }
   internal::PoolLayout layout;
   layout.name = options.name;
@@ -40,8 +40,7 @@ absl::StatusOr<internal::PoolLayout> MakeLayout(const PoolOptions& options) {
   if (size > SIZE_MAX - (layout.alignment - 1)) {
     return Invalid(options,
                    absl::StrCat("object_size ", options.object_size,
-                                " overflows when rounded up to alignment ",
-                                layout.alignment));
+                                " overflows when rounded up to alignment ", layout.alignment));
   }
   layout.slot_size = (size + layout.alignment - 1) & ~(layout.alignment - 1);
 #if defined(POOLGUARD_DEBUG)
@@ -55,9 +54,9 @@ absl::StatusOr<internal::PoolLayout> MakeLayout(const PoolOptions& options) {
 #endif
   constexpr size_t kBackendMax = internal::Backend::kMaxObjects;
   if (options.max_objects > kBackendMax) {
-    return Invalid(options, absl::StrCat("max_objects ", options.max_objects,
-                                         " exceeds the ", internal::Backend::kName,
-                                         " backend's limit of ", kBackendMax));
+    return Invalid(options,
+                   absl::StrCat("max_objects ", options.max_objects, " exceeds the ",
+                                internal::Backend::kName, " backend's limit of ", kBackendMax));
   }
   layout.max_objects = options.max_objects == 0 ? kBackendMax : options.max_objects;
   layout.min_free = options.min_free;
@@ -93,8 +92,7 @@ void Pool::operator delete(void* pool, const std::nothrow_t&) noexcept {
   internal::ReleaseToSystem(pool, sizeof(Pool), alignof(Pool));
 }
 
-Pool::Pool(internal::PoolLayout layout)
-    : layout_(std::move(layout)), backend_(layout_) {}
+Pool::Pool(internal::PoolLayout layout) : layout_(std::move(layout)), backend_(layout_) {}
 
 Pool::~Pool() {
   // Leave the registry first: it waits for a GcAll() that walks this pool, and

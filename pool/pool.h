@@ -62,8 +62,7 @@ class Pool {
   // two; rounding object_size up to the alignment overflows; max_objects
   // exceeds what the backend can count (the lockless backend: 2^32 - 1).
   // Returns ResourceExhausted when the system has no memory for the pool.
-  static absl::StatusOr<std::unique_ptr<Pool>> Create(
-      const PoolOptions& options);
+  static absl::StatusOr<std::unique_ptr<Pool>> Create(const PoolOptions& options);
 
   // Releases every free object and leaves the registry, waiting for a
   // GcAll() that is walking this pool.

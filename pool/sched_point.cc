@@ -11,9 +11,7 @@ namespace {
 std::atomic<SchedPointHook> g_hook{nullptr};
 }  // namespace
 
-void SetSchedPointHook(SchedPointHook hook) {
-  g_hook.store(hook, std::memory_order_relaxed);
-}
+void SetSchedPointHook(SchedPointHook hook) { g_hook.store(hook, std::memory_order_relaxed); }
 
 void RunSchedPointHook(SchedPoint point) {
   SchedPointHook hook = g_hook.load(std::memory_order_relaxed);

@@ -96,8 +96,7 @@ class ABSL_LOCKABLE SpinLock {
 
 class ABSL_SCOPED_LOCKABLE SpinLockHolder {
  public:
-  explicit SpinLockHolder(SpinLock* lock) ABSL_EXCLUSIVE_LOCK_FUNCTION(lock)
-      : lock_(lock) {
+  explicit SpinLockHolder(SpinLock* lock) ABSL_EXCLUSIVE_LOCK_FUNCTION(lock) : lock_(lock) {
     lock_->Lock();
   }
   ~SpinLockHolder() ABSL_UNLOCK_FUNCTION() { lock_->Unlock(); }

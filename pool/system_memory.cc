@@ -116,8 +116,7 @@ bool ReserveBytes(size_t size) {
   for (;;) {
     const size_t limit = g_byte_limit.load(std::memory_order_relaxed);
     if (limit != 0 && (in_use > limit || size > limit - in_use)) return false;
-    if (g_bytes_in_use.compare_exchange_weak(in_use, in_use + size,
-                                             std::memory_order_relaxed)) {
+    if (g_bytes_in_use.compare_exchange_weak(in_use, in_use + size, std::memory_order_relaxed)) {
       return true;
     }
   }
@@ -194,7 +193,8 @@ void RawRelease(void* block, size_t size) {
     // Scrub under the lock: a WithLiveSystemBlock() reader never sees a
     // block half scrubbed. The block may be poisoned as a free object.
 #if defined(POOLGUARD_ASAN)
-    ASAN_UNPOISON_MEMORY_REGION(block, size < internal::kScrubOnRelease ? size : internal::kScrubOnRelease);
+    ASAN_UNPOISON_MEMORY_REGION(
+        block, size < internal::kScrubOnRelease ? size : internal::kScrubOnRelease);
 #endif
     std::memset(block, 0, size < internal::kScrubOnRelease ? size : internal::kScrubOnRelease);
   }
@@ -218,13 +218,14 @@ size_t SystemBytesInUse() { return g_bytes_in_use.load(std::memory_order_relaxed
 
 namespace internal {
 
-void SetSystemReclaimHook(void (*reclaim)()) { g_reclaim.store(reclaim, std::memory_order_release); }
+void SetSystemReclaimHook(void (*reclaim)()) {
+  g_reclaim.store(reclaim, std::memory_order_release);
+}
 
 void* AllocateFromSystem(size_t size, size_t alignment) {
   POOLGUARD_SCHED_POINT(kAllocateSystem);
   // An injected failure stands for "the system refused, even after a gc".
-  if (ABSL_PREDICT_FALSE(g_injection_active.load(std::memory_order_relaxed)) &&
-      ShouldFail(size)) {
+  if (ABSL_PREDICT_FALSE(g_injection_active.load(std::memory_order_relaxed)) && ShouldFail(size)) {
     return nullptr;
   }
   // Over the limit, or no memory: make room with GcAll() once, then retry.

@@ -92,8 +92,8 @@ std::unique_ptr<Pool> MakePool(PoolOptions options) {
   return *std::move(pool);
 }
 
-std::unique_ptr<Pool> MakePool(std::string name, size_t object_size,
-                               size_t min_free = 0, size_t max_objects = 0) {
+std::unique_ptr<Pool> MakePool(std::string name, size_t object_size, size_t min_free = 0,
+                               size_t max_objects = 0) {
   PoolOptions options;
   options.name = std::move(name);
   options.object_size = object_size;
@@ -129,8 +129,7 @@ TEST(CreateTest, RejectsAlignmentThatIsNotAPowerOfTwo) {
     options.object_size = 64;
     options.alignment = alignment;
     absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
-    ASSERT_EQ(pool.status().code(), absl::StatusCode::kInvalidArgument)
-        << alignment;
+    ASSERT_EQ(pool.status().code(), absl::StatusCode::kInvalidArgument) << alignment;
     EXPECT_THAT(pool.status().message(), HasSubstr("alignment"));
   }
 }
@@ -174,8 +173,7 @@ TEST(AllocTest, HonoursAlignment) {
     for (int i = 0; i < 16; ++i) {
       void* object = Alloc(*pool);
       ASSERT_NE(object, nullptr);
-      EXPECT_EQ(reinterpret_cast<uintptr_t>(object) % alignment, 0u)
-          << "alignment " << alignment;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(object) % alignment, 0u) << "alignment " << alignment;
       objects.push_back(object);
     }
     for (void* object : objects) pool->Free(object);
@@ -199,8 +197,7 @@ TEST(AllocTest, ObjectsAreDistinctAndKeepTheirContents) {
     std::memset(object, i & 0xff, kSize);
     objects.push_back(object);
   }
-  EXPECT_EQ(std::set<unsigned char*>(objects.begin(), objects.end()).size(),
-            objects.size());
+  EXPECT_EQ(std::set<unsigned char*>(objects.begin(), objects.end()).size(), objects.size());
   for (size_t i = 0; i < objects.size(); ++i) {
     for (size_t b = 0; b < kSize; ++b) {
       ASSERT_EQ(objects[i][b], i & 0xff) << "object " << i << " byte " << b;

@@ -2,6 +2,8 @@
 // reported naming the pool, the object's call sites and the offending call.
 // Built against the _debug variant of every backend (//pool:pool_<b>_debug).
 
+#include "pool/debug.h"
+
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -11,7 +13,6 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "pool/debug.h"
 #include "pool/pool.h"
 #include "pool/system_memory.h"
 

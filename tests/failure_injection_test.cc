@@ -2,12 +2,13 @@
 // cleanly, count what they must, and leak nothing (LeakSanitizer checks the
 // last part under --config=asan).
 
+#include "pool/failure_injection.h"
+
 #include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
-#include "pool/failure_injection.h"
 #include "pool/pool.h"
 
 namespace poolguard {

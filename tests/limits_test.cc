@@ -1,13 +1,14 @@
 // Limits (pool/limits.h): the process-wide byte limit refuses cleanly, after
 // a GcAll() that made what room it could; max_objects is in contract_test.
 
+#include "pool/limits.h"
+
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
-#include "pool/limits.h"
 #include "pool/pool.h"
 
 namespace poolguard {

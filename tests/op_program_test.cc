@@ -1,10 +1,11 @@
 // The op language: every byte string decodes to a valid, bounded program.
 
+#include "fuzz/op_program.h"
+
 #include <cstdint>
 #include <random>
 #include <vector>
 
-#include "fuzz/op_program.h"
 #include "fuzz/schedule.h"
 #include "gtest/gtest.h"
 

@@ -113,21 +113,22 @@ int Main(int argc, char** argv) {
   if (duration < 0) Fail("bad --duration (want 10s, 5m, 1h or seconds)");
   if (threads < 2 || threads > 4) Fail("--threads must be 2 to 4");
 
-  std::printf("soak: backend %s%s, %.0f s, %zu threads x %zu ops per program, "
-              "failure probability %.3f, first seed %llu\n",
-              std::string(BackendName()).c_str(), DebugModeEnabled() ? " (debug)" : "",
-              duration, threads, ops, fail, static_cast<unsigned long long>(seed));
+  std::printf(
+      "soak: backend %s%s, %.0f s, %zu threads x %zu ops per program, "
+      "failure probability %.3f, first seed %llu\n",
+      std::string(BackendName()).c_str(), DebugModeEnabled() ? " (debug)" : "", duration, threads,
+      ops, fail, static_cast<unsigned long long>(seed));
   std::fflush(stdout);
 
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
-  const Clock::time_point deadline = start + std::chrono::duration_cast<Clock::duration>(
-                                                 std::chrono::duration<double>(duration));
+  const Clock::time_point deadline =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
   // Resident memory is measured once the allocators (and ASan's quarantine,
   // TSan's shadow) have warmed up: after the first programs, at most a minute.
-  const Clock::time_point warm = start + std::chrono::duration_cast<Clock::duration>(
-                                             std::chrono::duration<double>(
-                                                 std::min(60.0, duration / 10)));
+  const Clock::time_point warm =
+      start + std::chrono::duration_cast<Clock::duration>(
+                  std::chrono::duration<double>(std::min(60.0, duration / 10)));
   size_t rss_start = 0;
   size_t rss_peak = 0;
   Clock::time_point next_report = start + std::chrono::seconds(30);
@@ -184,14 +185,14 @@ int Main(int argc, char** argv) {
   malloc_trim(0);
   const size_t rss_end = ResidentBytes();
   if (rss_start == 0) rss_start = rss_end;
-  std::printf("soak: PASSED: %llu programs (%llu ops), %llu injected failures, "
-              "%zu bytes held from the system at the end; resident %.1f MB after warm-up, "
-              "%.1f MB peak, %.1f MB at the end\n",
-              static_cast<unsigned long long>(programs),
-              static_cast<unsigned long long>(programs * threads * ops),
-              static_cast<unsigned long long>(InjectedSystemAllocFailures() - injected_before),
-              SystemBytesInUse(), rss_start / 1048576.0, rss_peak / 1048576.0,
-              rss_end / 1048576.0);
+  std::printf(
+      "soak: PASSED: %llu programs (%llu ops), %llu injected failures, "
+      "%zu bytes held from the system at the end; resident %.1f MB after warm-up, "
+      "%.1f MB peak, %.1f MB at the end\n",
+      static_cast<unsigned long long>(programs),
+      static_cast<unsigned long long>(programs * threads * ops),
+      static_cast<unsigned long long>(InjectedSystemAllocFailures() - injected_before),
+      SystemBytesInUse(), rss_start / 1048576.0, rss_peak / 1048576.0, rss_end / 1048576.0);
   if (rss_end > rss_start + rss_slack_mb * 1048576) {
     Fail("resident memory grew by more than " + std::to_string(rss_slack_mb) + " MB");
   }

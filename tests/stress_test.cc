@@ -25,11 +25,10 @@ TEST(StressTest, RandomProgramsOnFourThreads) {
 }
 
 TEST(StressTest, AllocFreeWhileAnotherThreadFlushesGcsCreatesAndDestroys) {
-  constexpr uint32_t kUse = KindBit(K::kAlloc) | KindBit(K::kFree) |
-                            KindBit(K::kWriteStamp) | KindBit(K::kCheckStamp);
-  constexpr uint32_t kChurn = KindBit(K::kFlush) | KindBit(K::kGcAll) |
-                              KindBit(K::kCreatePool) | KindBit(K::kDestroyPool) |
-                              KindBit(K::kAlloc) | KindBit(K::kFree);
+  constexpr uint32_t kUse =
+      KindBit(K::kAlloc) | KindBit(K::kFree) | KindBit(K::kWriteStamp) | KindBit(K::kCheckStamp);
+  constexpr uint32_t kChurn = KindBit(K::kFlush) | KindBit(K::kGcAll) | KindBit(K::kCreatePool) |
+                              KindBit(K::kDestroyPool) | KindBit(K::kAlloc) | KindBit(K::kFree);
   for (uint64_t seed = 100; seed < 106; ++seed) {
     RandomProgramOptions options;
     options.threads = 4;

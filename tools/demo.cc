@@ -23,13 +23,12 @@ namespace {
 
 void PrintStats(const char* when, const Pool& pool) {
   const PoolStats s = pool.Stats();
-  std::printf("  %-34s allocated %6zu  used %6zu  free %6zu  failed %zu\n", when,
-              s.allocated, s.used, s.free, s.failed);
+  std::printf("  %-34s allocated %6zu  used %6zu  free %6zu  failed %zu\n", when, s.allocated,
+              s.used, s.free, s.failed);
 }
 
 int Run(double seconds) {
-  std::printf("backend %.*s\n", static_cast<int>(BackendName().size()),
-              BackendName().data());
+  std::printf("backend %.*s\n", static_cast<int>(BackendName().size()), BackendName().data());
 
   PoolOptions options;
   options.name = "demo-sessions";
@@ -84,8 +83,7 @@ int main(int argc, char** argv) {
       char* end = nullptr;
       seconds = std::strtod(argv[i] + 10, &end);
       if (end == argv[i] + 10 || *end != '\0' || seconds < 0) {
-        std::fprintf(stderr, "demo: --seconds wants a number >= 0, got '%s'\n",
-                     argv[i] + 10);
+        std::fprintf(stderr, "demo: --seconds wants a number >= 0, got '%s'\n", argv[i] + 10);
         return 2;
       }
     } else {

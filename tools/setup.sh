@@ -13,13 +13,20 @@
 #   /opt/poolguard/abseil-cpp                 Abseil 20220623.1 sources, from Debian's source
 #                                             package (built from source so that TSan sees
 #                                             absl::Mutex)
-#   clang 14 with ASan/TSan/UBSan/libFuzzer runtimes, llvm-symbolizer, Google Benchmark.
+#   clang 14 with ASan/TSan/UBSan/libFuzzer runtimes, llvm-symbolizer, Google Benchmark,
+#   clang-format 14
+#   /usr/local/bin/buildifier                 buildifier 8.2.1, from the npm package
+#                                             @bazel/buildifier (checked by its sha256)
 set -euo pipefail
 
 readonly ABSL_DIR=/opt/poolguard/abseil-cpp
+readonly BUILDIFIER_VERSION=8.2.1
+# sha256 of the npm tarball @bazel/buildifier@8.2.1 (npm pack), which carries
+# the Linux binary buildifier-linux_amd64.
+readonly BUILDIFIER_TGZ_SHA256=b96ea9b13003036c801f52bee6f9b0314738f8432e5cb9d814c89f59292604ee
 readonly PACKAGES=(
   bazel-bootstrap bazel-bootstrap-source bazel-skylib bazel-platforms
-  clang clang-14 libclang-rt-14-dev llvm lld
+  clang clang-14 libclang-rt-14-dev llvm lld clang-format
   googletest libbenchmark-dev
   libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev
   dpkg-dev python3 zip unzip binutils cmake ninja-build
@@ -105,6 +112,26 @@ else
   [[ -f "$ABSL_DIR.tmp/absl/base/BUILD.bazel" ]] || die "$orig has no Bazel BUILD files"
   rm -rf "$ABSL_DIR" && mv "$ABSL_DIR.tmp" "$ABSL_DIR"
   say "abseil: unpacked $(basename "$orig") into $ABSL_DIR"
+fi
+
+# --- buildifier, from npm's registry (the only other registry reachable). -----
+if [[ "$(buildifier --version 2>/dev/null)" == *"$BUILDIFIER_VERSION"* ]]; then
+  say "buildifier: $BUILDIFIER_VERSION already installed"
+else
+  if ! command -v npm >/dev/null; then
+    apt_update_once
+    apt-get install -y -qq --no-install-recommends npm >/dev/null || die "apt-get install npm failed"
+  fi
+  npm_work="$(mktemp -d)"
+  (cd "$npm_work" && npm pack --silent "@bazel/buildifier@$BUILDIFIER_VERSION" >/dev/null) ||
+    die "npm pack @bazel/buildifier@$BUILDIFIER_VERSION failed: is npm's registry reachable?"
+  tgz="$npm_work/bazel-buildifier-$BUILDIFIER_VERSION.tgz"
+  echo "$BUILDIFIER_TGZ_SHA256  $tgz" | sha256sum --check --quiet ||
+    die "the npm tarball of @bazel/buildifier@$BUILDIFIER_VERSION does not have the expected sha256"
+  tar -xzf "$tgz" -C "$npm_work" package/buildifier-linux_amd64
+  install -m 755 "$npm_work/package/buildifier-linux_amd64" /usr/local/bin/buildifier
+  rm -rf "$npm_work"
+  say "buildifier: installed $(buildifier --version | head -n 1)"
 fi
 
 [[ -f /usr/src/googletest/googletest/src/gtest-all.cc ]] ||

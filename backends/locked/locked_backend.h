@@ -188,9 +188,7 @@ class BasicLockedBackend {
  private:
   class ABSL_SCOPED_LOCKABLE Holder {
    public:
-    explicit Holder(Lock* lock) ABSL_EXCLUSIVE_LOCK_FUNCTION(lock) : lock_(lock) {
-      lock_->Lock();
-    }
+    explicit Holder(Lock* lock) ABSL_EXCLUSIVE_LOCK_FUNCTION(lock) : lock_(lock) { lock_->Lock(); }
     ~Holder() ABSL_UNLOCK_FUNCTION() { lock_->Unlock(); }
 
    private:

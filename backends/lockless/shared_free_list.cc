@@ -61,8 +61,8 @@ void* SharedFreeList::TakeAllToRelease() {
     if (head.ptr == nullptr) return nullptr;
     POOLGUARD_SCHED_POINT(kCas);
     void* expected = head.ptr;
-    if (__atomic_compare_exchange_n(&head_.ptr, &expected, nullptr, false,
-                                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    if (__atomic_compare_exchange_n(&head_.ptr, &expected, nullptr, false, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
       break;
     }
     head = LoadUnclaimedHead();

@@ -136,9 +136,8 @@ TlcacheBackend::~TlcacheBackend() {
   // orders the owners' last windows before our reads of their caches.
   DrainCaches(/*unbind=*/true);
   if (slot_ < kTlcacheSlots) {
-    g_slots_used_mask.store(
-        g_slots_used_mask.load(std::memory_order_relaxed) & ~(1 << slot_),
-        std::memory_order_relaxed);
+    g_slots_used_mask.store(g_slots_used_mask.load(std::memory_order_relaxed) & ~(1 << slot_),
+                            std::memory_order_relaxed);
   }
   EmptyTransfer();
   FlushShared();
