@@ -7,9 +7,9 @@
 # It compiles with the given compilers directly rather than through Bazel:
 # the builder images carry neither Bazel 4 nor the Debian packages our
 # WORKSPACE binds, and OSS-Fuzz wants its own flags on every object anyway.
-# The sources are globbed per folder (code a backend shares with others is
-# named backends/*/shared_*.cc), so a new backend or source file needs no
-# edit here; the backend list is read from pool/backends.bzl, the one list.
+# The sources are globbed per folder (code backends share is in
+# backends/common/), so a new backend or source file needs no
+# edit here; the backend list is read from variants.bzl (tools/project.py), the one list.
 #
 # Abseil comes from $ABSL_SRC (default $SRC/abseil-cpp, cloned by the
 # Dockerfile) and is built with the same flags, so the sanitizers see it.
@@ -34,11 +34,11 @@ cmake --build "$work/absl" --target status statusor strings synchronization \
   >"$work/absl-build.log"
 mapfile -t absl_libs < <(find "$work/absl" -name 'libabsl_*.a' | sort)
 
-backends=$(sed -n '/^BACKENDS = \[/,/^\]/s/^ *"\([a-z_]*\)",.*/\1/p' pool/backends.bzl)
-[[ -n "$backends" ]] || { echo "build.sh: no BACKENDS in pool/backends.bzl" >&2; exit 1; }
+backends=$(python3 tools/project.py backends)
+[[ -n "$backends" ]] || { echo "build.sh: no BACKENDS in variants.bzl" >&2; exit 1; }
 
 # -mcx16: the shared free list's 16-byte CAS as the __atomic builtin rather
-# than inline asm (backends/lockless/shared_free_list.h); harmless elsewhere.
+# than inline asm (backends/common/shared_free_list.h); harmless elsewhere.
 common=(-std=c++17 -I"$project" -I"$absl_src" -mcx16 -pthread)
 
 # compile OUTDIR INCLUDE FLAGS... -- SOURCES...: objects into OUTDIR.
@@ -62,20 +62,19 @@ for backend in $backends; do
   include="$work/include-$backend"
   mkdir -p "$include/poolguard"
   cp "backends/$backend/backend.h" "$include/poolguard/backend.h"
-  # The backend's own sources, and the code backends share
-  # (backends/*/shared_*.cc, e.g. the lockless list that tlcache uses), once.
+  # The backend's own sources, and the code backends share (backends/common).
   mapfile -t backend_sources < <(
-    ls backends/"$backend"/*.cc backends/*/shared_*.cc 2>/dev/null | sort -u)
+    ls backends/"$backend"/*.cc backends/common/*.cc 2>/dev/null | sort -u)
 
   # The scheduled fuzzer: schedule points compiled in, exact replay.
   # The free-running fuzzer: the production pool on real threads.
   for fuzzer in scheduled free_running; do
     case "$fuzzer" in
       scheduled)
-        defines=(-DPOOLGUARD_SCHEDULE_POINTS)
+        defines=(-DPOOLGUARD_SCHEDULE_POINTS -DPOOLGUARD_FUZZ_BUILD)
         harness=(fuzz/op_program.cc fuzz/interpreter.cc fuzz/schedule.cc fuzz/scheduled.cc) ;;
       free_running)
-        defines=(-DPOOLGUARD_FREE_RUNNING_FUZZER)
+        defines=(-DPOOLGUARD_FREE_RUNNING_FUZZER -DPOOLGUARD_FUZZ_BUILD)
         harness=(fuzz/op_program.cc fuzz/interpreter.cc fuzz/free_running.cc) ;;
     esac
     target="${fuzzer}_fuzzer_${backend}"

@@ -5,7 +5,7 @@ nothing useful, so they go through this configuration transition and
 `bazel run //tools:bench` is optimized even without -c opt.
 """
 
-def _opt_transition_impl(settings, attr):
+def _opt_transition_impl(_settings, _attr):
     return {"//command_line_option:compilation_mode": "opt"}
 
 _opt_transition = transition(

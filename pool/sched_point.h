@@ -37,12 +37,21 @@ void RunSchedPointHook(SchedPoint point);
 
 }  // namespace poolguard::internal
 
-// 1 in fuzz builds, 0 in production; seeded bugs static_assert on it so
-// that none can ever compile into a production build.
+// 1 when schedule points are compiled in (the _sched variant), else 0.
 #if defined(POOLGUARD_SCHEDULE_POINTS)
 #define POOLGUARD_SCHEDULE_POINTS_ENABLED 1
 #else
 #define POOLGUARD_SCHEDULE_POINTS_ENABLED 0
+#endif
+
+// 1 in the fuzz variants (_sched and _fuzz), 0 in production and debug
+// builds. Seeded bugs static_assert on it, so that none can ever compile
+// into a build users get: their defines reach the fuzz variants only
+// (variants.bzl).
+#if defined(POOLGUARD_FUZZ_BUILD)
+#define POOLGUARD_FUZZ_BUILD_ENABLED 1
+#else
+#define POOLGUARD_FUZZ_BUILD_ENABLED 0
 #endif
 
 #if defined(POOLGUARD_SCHEDULE_POINTS)

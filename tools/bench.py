@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import project  # noqa: E402
 from svg_plot import bar_chart  # noqa: E402
 
 LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
@@ -46,7 +47,9 @@ PEERS = {
     "malloc:tcmalloc": ["libtcmalloc_minimal.so.4", "libtcmalloc.so.4"],
     "malloc:mimalloc": ["libmimalloc.so.2"],
 }
-BACKENDS = ["tlcache", "lockless", "locked"]
+# Every in-tree backend (variants.bzl), the default first.
+_NAMES, _DEFAULT = project.backends()
+BACKENDS = [_DEFAULT] + [b for b in _NAMES if b != _DEFAULT]
 FLOORS = ["floor:array", "floor:tl_list", "floor:cas_list", "floor:spinlock_list"]
 PER_OP = ("flush", "gcall")
 

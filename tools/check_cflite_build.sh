@@ -31,7 +31,7 @@ echo "check_cflite_build: building into $OUT"
 bash .clusterfuzzlite/build.sh
 
 mapfile -t targets < <(find "$OUT" -maxdepth 1 -type f -executable | sort)
-backends=$(sed -n '/^BACKENDS = \[/,/^\]/s/^ *"\([a-z_]*\)",.*/\1/p' pool/backends.bzl)
+backends=$(python3 tools/project.py backends)
 expected=$(( $(wc -w <<<"$backends") * 2 ))
 if [[ ${#targets[@]} -ne $expected ]]; then
   echo "check_cflite_build: FAIL: ${#targets[@]} targets in \$OUT, expected $expected" >&2

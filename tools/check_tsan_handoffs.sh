@@ -12,9 +12,9 @@
 # Run from the workspace root: tools/check_tsan_handoffs.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=//fuzz:scheduled_fuzzer_locked_bin
-binary=bazel-bin/fuzz/scheduled_fuzzer_locked_bin
-mutant=--//fuzz/mutants:mutant=stats_read_without_lock
+target=//backends/locked:scheduled_fuzzer_locked_bin
+binary=bazel-bin/backends/locked/scheduled_fuzzer_locked_bin
+mutant=--//pool:mutant=stats_read_without_lock
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -30,7 +30,7 @@ binary="$work/tsan_bin"
 replay hidden
 replay visible POOLGUARD_TSAN_SEE_HANDOFFS=1
 bazel build --config=asan-fuzz "$mutant" "$target" 2>&1 | tail -n 1
-binary=bazel-bin/fuzz/scheduled_fuzzer_locked_bin
+binary=bazel-bin/backends/locked/scheduled_fuzzer_locked_bin
 replay asan
 
 status=0

@@ -4,10 +4,12 @@ the correct backends?
 
   bazel run //tools:detect -- --seeds=5 --budget_s=300 --out=DIR [--only=NAME] [--jobs=2]
 
-For every mutant in fuzz/mutants/catalog.json it builds the mutant's fuzz
-target (its backend, its sanitizer config, --//fuzz/mutants:mutant=NAME), and
-for every correct backend the scheduled target under ASan and the
-free-running target under TSan. Each is fuzzed from the checked-in seed corpus
+For every seeded bug in MUTANTS (variants.bzl) it builds the mutant's fuzz
+target (its backend, its sanitizer config, --//pool:mutant=NAME), and for
+every correct backend the scheduled target under ASan and the free-running
+target under TSan; --targets=LABEL,... adds fuzz targets poolguard_backend()
+made anywhere (a backend in another workspace: run it as
+@poolguard//tools:detect there). Each is fuzzed from the checked-in seed corpus
 with --seeds different libFuzzer seeds, each run one process (one core) for at
 most --budget_s seconds. It prints a table and writes DIR/detect.md and
 DIR/detect.json (a list of objects: subject, kind, target, config, runs,
@@ -27,21 +29,24 @@ import subprocess
 import time
 from pathlib import Path
 
-import fuzzlib
+import project
+import toolbox
+import triage
 
 TOOL = "detect"
 
 
 def die(message):
-    fuzzlib.die(TOOL, message)
+    toolbox.die(TOOL, message)
 
 
 def bazel_build(workspace, config, mutant, target):
     try:
-        fuzzlib.bazel_build(workspace, config, mutant, [target])
-    except fuzzlib.UserError as e:
+        toolbox.bazel_build(workspace, toolbox.build_flags(config, mutant), [target.bin_label()],
+                            tool=TOOL)
+    except toolbox.UserError as e:
         die(str(e))
-    return ["bazel", "build"] + fuzzlib.build_flags(config, mutant) + [f"//fuzz:{target}_bin"]
+    return ["bazel", "build"] + toolbox.build_flags(config, mutant) + [target.bin_label()]
 
 
 def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path):
@@ -71,7 +76,7 @@ def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path):
     artifacts = sorted(p for p in run_dir.iterdir()
                        if p.name.startswith(("crash-", "timeout-", "oom-", "leak-")))
     text = (run_dir / "fuzz.log").read_text(errors="replace")
-    oracle = fuzzlib.classify(text)
+    oracle = triage.classify(text)
     detected = (returncode != 0 and bool(artifacts)) or (killed and oracle != "unknown")
     if killed and not detected:
         detected, oracle = True, "hang:killed"
@@ -95,7 +100,7 @@ def replay(binary, artifact, times, expected_oracle):
                                     timeout=120)
         except subprocess.TimeoutExpired:
             continue
-        if result.returncode != 0 and fuzzlib.classify(result.stdout) == expected_oracle:
+        if result.returncode != 0 and triage.classify(result.stdout) == expected_oracle:
             same += 1
     return same
 
@@ -107,6 +112,8 @@ def main():
     parser.add_argument("--out", required=True, help="results folder")
     parser.add_argument("--only", help="subjects to run, comma-separated: mutant or backend names")
     parser.add_argument("--kind", choices=["mutant", "backend"], help="only mutants, or only backends")
+    parser.add_argument("--targets", help="also these fuzz targets, by label (a backend of your "
+                        "own: //toy:scheduled_fuzzer_toy); each is a subject of kind 'backend'")
     parser.add_argument("--replays", type=int, default=10,
                         help="replay each scheduled-mode crash this many times (0: skip)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
@@ -116,10 +123,10 @@ def main():
         die("--seeds, --budget_s and --jobs must be positive")
 
     try:
-        workspace = fuzzlib.workspace_dir(TOOL)
-        fuzzlib.require_toolchain()
-        backends, _ = fuzzlib.backends(workspace)
-    except fuzzlib.UserError as e:
+        workspace = toolbox.workspace_dir(TOOL)
+        toolbox.require_toolchain()
+        backends, _ = project.backends()
+    except toolbox.UserError as e:
         die(str(e))
     out = Path(args.out)
     if not out.is_absolute():
@@ -131,21 +138,33 @@ def main():
     except OSError as e:
         die(f"cannot write to --out={out}: {e.strerror}")
 
-    catalog = json.loads((workspace / "fuzz/mutants/catalog.json").read_text())
+    catalog = project.mutants()
+    fuzzers = project.fuzzers()
     subjects = []
     for m in catalog:
         subjects.append(dict(subject=m["name"], kind="mutant", mutant=m["name"],
-                             target=f"{m['target']}_{m['backend']}", config=m["config"]))
-    for backend in backends:
-        subjects.append(dict(subject=backend, kind="backend", mutant=None,
-                             target=f"scheduled_fuzzer_{backend}", config="asan-fuzz"))
-        subjects.append(dict(subject=backend, kind="backend", mutant=None,
-                             target=f"free_running_fuzzer_{backend}", config="tsan-fuzz"))
+                             fuzz=project.in_tree_target(m["target"], m["backend"]),
+                             config=m["config"]))
+    extra = []
+    for text in [t for t in (args.targets or "").split(",") if t]:
+        try:
+            extra.append(project.parse_target(text))
+        except ValueError as e:
+            die(str(e))
+    # The in-tree backends exist only in poolguard's own workspace.
+    in_tree = backends if (workspace / "variants.bzl").exists() else []
+    for fuzz in [project.in_tree_target(f, b) for b in in_tree for f in fuzzers] + extra:
+        subjects.append(dict(subject=fuzz.backend, kind="backend", mutant=None, fuzz=fuzz,
+                             config=fuzzers[fuzz.fuzzer]["config"]))
+    if not in_tree:
+        subjects = [s for s in subjects if s["kind"] == "backend"]
+    for s in subjects:
+        s["target"] = s["fuzz"].name
     if args.kind:
         subjects = [s for s in subjects if s["kind"] == args.kind]
     if args.only:
         wanted = [name for name in args.only.split(",") if name]
-        names = sorted({m["name"] for m in catalog} | set(backends))
+        names = sorted({m["name"] for m in catalog} | {s["subject"] for s in subjects})
         unknown = [name for name in wanted if name not in names]
         if unknown:
             die(f"no subject named '{unknown[0]}'; choose from: {', '.join(names)}")
@@ -159,21 +178,21 @@ def main():
     for s in subjects:
         print(f"detect: building {s['target']} --config={s['config']}"
               f"{' mutant ' + s['mutant'] if s['mutant'] else ''}", flush=True)
-        build_cmd = bazel_build(workspace, s["config"], s["mutant"], s["target"])
+        build_cmd = bazel_build(workspace, s["config"], s["mutant"], s["fuzz"])
         name = f"{s['subject']}-{s['target']}-{s['config']}"
         s["binary"] = bin_dir / name
-        shutil.copy2(workspace / f"bazel-bin/fuzz/{s['target']}_bin", s["binary"])
+        shutil.copy2(s["fuzz"].bin_path(workspace), s["binary"])
         s["build_cmd"] = " ".join(build_cmd)
 
-    target_kind = lambda s: "scheduled" if s["target"].startswith("scheduled") else "free_running"
+    target_kind = lambda s: fuzzers[s["fuzz"].fuzzer]["corpus"]
     futures = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for s in subjects:
             for seed in range(1, args.seeds + 1):
                 run_dir = out / "runs" / f"{s['subject']}-{s['target']}" / f"seed{seed}"
                 futures[pool.submit(run_one, s["binary"], run_dir, seed, args.budget_s,
-                                    workspace / "fuzz/corpus" / target_kind(s),
-                                    workspace / "fuzz/pool_fuzzer.dict")] = s
+                                    project.ROOT / "fuzz/corpus" / target_kind(s),
+                                    project.ROOT / "fuzz/pool_fuzzer.dict")] = s
         for future in concurrent.futures.as_completed(futures):
             s = futures[future]
             r = future.result()
@@ -196,7 +215,7 @@ def main():
         oracles = sorted({r["oracle"] for r in hits})
         reproduce = None
         if hits:
-            reproduce = (f"{s['build_cmd']} && bazel-bin/fuzz/{s['target']}_bin "
+            reproduce = (f"{s['build_cmd']} && {s['fuzz'].bin_path('.')} "
                          f"{hits[0]['artifact']}")
         rows.append({
             "subject": s["subject"],

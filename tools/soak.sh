@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The long soak: tests/soak_test for every backend (every soak_test_<backend>
-# target, so a new backend is covered as soon as it is in BACKENDS), under
+# The long soak: tests/soak_test for every backend (soak_test_<backend> of
+# each in-tree backend in variants.bzl, read by tools/project.py), under
 # ASan and under TSan, two runs at a time, niced. Logs and a summary go to
 # the output folder.
 #
 #   tools/soak.sh [--duration=10m] [--out=/tmp/poolguard-soak] [--configs="asan tsan"]
 #
-# One backend by hand: bazel run --config=asan //tests:soak_test_lockless -- --duration=10m
+# One backend by hand: bazel run --config=asan //backends/lockless:soak_test_lockless -- --duration=10m
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +23,8 @@ for arg in "$@"; do
 done
 mkdir -p "$out"
 
-targets=$(bazel query 'filter("soak_test_[a-z0-9]+$", kind(cc_test, //tests:all))' 2>/dev/null)
-[[ -n "$targets" ]] || { echo "soak: no soak_test_<backend> targets found" >&2; exit 1; }
+targets=$(python3 tools/project.py backends | sed 's#.*#//backends/&:soak_test_&#')
+[[ -n "$targets" ]] || { echo "soak: no backends in variants.bzl" >&2; exit 1; }
 
 status=0
 for config in $configs; do
@@ -33,10 +33,12 @@ for config in $configs; do
   pids=()
   for target in $targets; do
     name="${target##*:}"
+    package="${target#//}"
+    package="${package%%:*}"
     log="$out/${name}_${config}.log"
     echo "soak: $name under $config for $duration -> $log"
     # A sanitizer report ends the run (and fails it) at once.
-    (TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}" nice -n 10 "$bin/tests/$name" \
+    (TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}" nice -n 10 "$bin/$package/$name" \
         --duration="$duration" > "$log" 2>&1
      echo "exit code $?" >> "$log") &
     pids+=($!)

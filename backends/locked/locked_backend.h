@@ -120,7 +120,7 @@ class BasicLockedBackend {
     // its surplus under the lock but releases it outside the lock *before*
     // unlinking it, so a Flush(), another Gc() or an Alloc() running in
     // between reaches the same objects: double free or use after free.
-    static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+    static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
     void* first;
     size_t surplus;
     {
@@ -168,7 +168,7 @@ class BasicLockedBackend {
     // the writer's unlock and this read, reports it.
     // (-Wthread-safety rejects this at compile time; the mutant opts out of
     // the analysis so that the fuzzers are what must catch it.)
-    static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+    static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
     [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
       stats.allocated = allocated_;
       stats.free = free_;

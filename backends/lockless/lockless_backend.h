@@ -25,7 +25,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
-#include "backends/lockless/shared_free_list.h"
+#include "backends/common/shared_free_list.h"
 #include "pool/layout.h"
 #include "pool/pool_types.h"
 #include "pool/system_memory.h"

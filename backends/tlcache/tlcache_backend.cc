@@ -379,7 +379,7 @@ void TlcacheBackend::DrainCaches(bool unbind) {
     // SEEDED BUG (fuzz/mutants/README.md): the drainer closes the cache but
     // does not wait for a window in progress, so it empties (and Flush()
     // releases) objects the owner is about to hand out or has just stored.
-    static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+    static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
 #else
     Backoff backoff;
     for (;;) {

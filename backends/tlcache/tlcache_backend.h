@@ -25,7 +25,7 @@
 //     (a walk is a chain of cache misses when the objects were last touched
 //     on another CPU). Taken only when its count says it can serve.
 //   - The shared list, for what the transfer cache cannot hold: the lockless
-//     backend's list (backends/lockless/shared_free_list.h: a DWCAS head
+//     backend's list (backends/common/shared_free_list.h: a DWCAS head
 //     {ptr, free:32 | allocated:32}; a pop claims the whole list by swapping
 //     in kBusy, so it may walk a batch of links; only Flush()/Gc() release).
 //   - Objects obtained from the system are counted in `allocated` of the
@@ -76,7 +76,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
-#include "backends/lockless/shared_free_list.h"
+#include "backends/common/shared_free_list.h"
 #include "pool/layout.h"
 #include "pool/pool_types.h"
 #include "pool/sched_point.h"
@@ -319,7 +319,7 @@ class TlcacheBackend {
   // The caches bound to this pool.
   TlcacheCache* first_cache_ ABSL_GUARDED_BY(tlcache_list_lock) = nullptr;
 
-  // The shared level (backends/lockless/shared_free_list.h): objects beyond
+  // The shared level (backends/common/shared_free_list.h): objects beyond
   // the caches and the transfer cache, and the counts of the pool.
   SharedFreeList list_;
   // Alloc() calls that returned nullptr. relaxed: a statistic.

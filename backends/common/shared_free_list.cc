@@ -1,4 +1,4 @@
-#include "backends/lockless/shared_free_list.h"
+#include "backends/common/shared_free_list.h"
 
 #include "pool/sched_point.h"
 #include "pool/spinlock.h"
@@ -56,7 +56,7 @@ void* SharedFreeList::TakeAllToRelease() {
   // list with a CAS on the pointer alone, then uncount the free objects of
   // the earlier snapshot. If the head went X -> ... -> X in between (X taken
   // and given back), the CAS still succeeds and the counts removed are stale.
-  static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+  static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
   for (;;) {
     if (head.ptr == nullptr) return nullptr;
     POOLGUARD_SCHED_POINT(kCas);

@@ -53,8 +53,8 @@
 // TSan sees only the __atomic builtin, which without it becomes a libatomic
 // call that TSan does not instrument.
 
-#ifndef POOLGUARD_BACKENDS_LOCKLESS_SHARED_FREE_LIST_H_
-#define POOLGUARD_BACKENDS_LOCKLESS_SHARED_FREE_LIST_H_
+#ifndef POOLGUARD_BACKENDS_COMMON_SHARED_FREE_LIST_H_
+#define POOLGUARD_BACKENDS_COMMON_SHARED_FREE_LIST_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -269,7 +269,7 @@ inline size_t SharedFreeList::ClaimAndPop(void** out, size_t want, size_t keep,
     // claims the list before looking (as this one does), and its empty-pool
     // return forgets to end the claim: the head stays kBusy and every later
     // pop, push and flush waits forever.
-    static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+    static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
     return 0;
 #endif
     EndClaim(nullptr, tag);
@@ -295,7 +295,7 @@ inline void* SharedFreeList::Pop() {
   // SEEDED BUG (fuzz/mutants/README.md): the seed's pop, HAProxy 899fb8abd.
   // It reads the link of a head it does not own, then CASes; a concurrent
   // Flush() or Gc() may have released that head in between.
-  static_assert(POOLGUARD_SCHEDULE_POINTS_ENABLED, "mutants exist only in fuzz builds");
+  static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
   for (Head seed_head = LoadUnclaimedHead();;) {
     if (seed_head.ptr == nullptr) return nullptr;
     POOLGUARD_SCHED_POINT(kReadNext);
@@ -326,4 +326,4 @@ inline void SharedFreeList::PushChainInline(void* first, void* last, size_t n) {
 
 }  // namespace poolguard::internal
 
-#endif  // POOLGUARD_BACKENDS_LOCKLESS_SHARED_FREE_LIST_H_
+#endif  // POOLGUARD_BACKENDS_COMMON_SHARED_FREE_LIST_H_
