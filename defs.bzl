@@ -27,10 +27,13 @@ wherever it is defined. For poolguard_backend(name = "b") in package //p:
   //p:stress_test_b           random op programs on real threads (and
                               stress_test_debug_b, in debug mode)
   //p:soak_test_b             the soak test at its CI duration (15 s)
+  //p:thread_exit_test_b, //p:fork_test_b
+                              thread exit in every phase and thread churn;
+                              fork() beside pool calls in flight
   //p:debug_test_b, //p:uaf_test_b, //p:limits_test_b,
-  //p:failure_injection_test_b
-                              the debug-mode, limit and failure-injection
-                              tests
+  //p:failure_injection_test_b, //p:dump_test_b
+                              debug mode (misuse, re-entrancy), limits,
+                              failure injection, DumpPools()
   //p:codegen_test_b          production object code equals the code
                               without schedule points and debug hooks
   //p:scheduled_fuzzer_b_bin  the fuzz binaries in rules_fuzzing's shape:
@@ -173,6 +176,9 @@ _TESTS = {
     "uaf_test": {"srcs": ["uaf_test.cc"], "variant": "_uaf"},
     "limits_test": {"srcs": ["limits_test.cc"]},
     "failure_injection_test": {"srcs": ["failure_injection_test.cc"]},
+    "thread_exit_test": {"srcs": ["thread_exit_test.cc"], "size": "medium"},
+    "fork_test": {"srcs": ["fork_test.cc"], "size": "medium"},
+    "dump_test": {"srcs": ["dump_test.cc"]},
 }
 
 def _tests(name, srcs):
@@ -360,7 +366,7 @@ def poolguard_backend(name, srcs = [], hdrs = [], deps = [], variant_deps = [], 
     tests += _fuzz_targets(name)
     native.test_suite(name = name + "_tests", tests = tests)
 
-def poolguard_variant_library(name, srcs = [], hdrs = [], deps = [], copts = [], visibility = None):
+def poolguard_variant_library(name, srcs = [], hdrs = [], deps = [], variant_deps = [], copts = [], linkopts = [], visibility = None):
     """Code several backends share, built in every variant: <name><v>.
 
     It has schedule points and seeded bugs, so each variant is built against
@@ -373,7 +379,10 @@ def poolguard_variant_library(name, srcs = [], hdrs = [], deps = [], copts = [],
       srcs: implementation files.
       hdrs: headers.
       deps: extra dependencies; //pool:internal<v> is always added.
+      variant_deps: other poolguard_variant_library targets (by base label),
+        linked as <label><v>.
       copts: extra compiler options.
+      linkopts: extra linker options.
       visibility: as for cc_library (default: public).
     """
     for v in _VARIANT_NAMES:
@@ -382,7 +391,8 @@ def poolguard_variant_library(name, srcs = [], hdrs = [], deps = [], copts = [],
             srcs = srcs,
             hdrs = hdrs,
             copts = copts,
-            deps = deps + [_l("//pool:internal" + v)],
+            linkopts = linkopts,
+            deps = deps + [d + v for d in variant_deps] + [_l("//pool:internal" + v)],
             visibility = visibility or _BACKEND_VISIBILITY,
         )
     builds = {
@@ -399,7 +409,7 @@ def poolguard_variant_library(name, srcs = [], hdrs = [], deps = [], copts = [],
             copts = copts,
             local_defines = defines,
             linkstatic = True,
-            deps = deps + [_l("//pool:internal" + v)],
+            deps = deps + [d + v for d in variant_deps] + [_l("//pool:internal" + v)],
             tags = ["manual"],
         )
         native.filegroup(

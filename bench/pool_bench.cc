@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bench/workloads.h"
 #include "benchmark/benchmark.h"
@@ -74,6 +75,28 @@ void FlushUnderLoad(benchmark::State& state) {
   state.counters["flush_calls"] = calls;
 }
 
+// pool_count: range(0) live pools of kObjectSize objects, used in turn: each
+// iteration is one alloc+free pair on the next pool (what a server with many
+// pools does when a request touches several). The pools are made once, for
+// the largest count, and reused by the smaller ones.
+void PoolCount(benchmark::State& state) {
+  static std::vector<Pool*>* pools = [] {
+    auto* all = new std::vector<Pool*>;
+    for (int i = 0; i < 1000; ++i) all->push_back(MakePool("count", 0).release());
+    return all;
+  }();
+  const size_t n = static_cast<size_t>(state.range(0));
+  size_t next = 0;
+  for (auto _ : state) {
+    Pool* pool = (*pools)[next];
+    if (++next == n) next = 0;
+    void* object = pool->Alloc();
+    Touch(object);
+    pool->Free(object);
+  }
+  SetPairs(state, 1);
+}
+
 }  // namespace
 }  // namespace poolguard::bench
 
@@ -88,6 +111,12 @@ int main(int argc, char** argv) {
         ->UseRealTime();
     benchmark::RegisterBenchmark((subject + "|gcall").c_str(), &FlushUnderLoad<true>)
         ->Threads(t)
+        ->UseRealTime();
+  }
+  for (int pools : {1, 16, 17, 100, 1000}) {
+    benchmark::RegisterBenchmark((subject + "|pool_count").c_str(), &PoolCount)
+        ->Arg(pools)
+        ->Threads(1)
         ->UseRealTime();
   }
   benchmark::Initialize(&argc, argv);

@@ -64,24 +64,27 @@ SEEDS = {
 }
 
 # Schedules: plain priorities; one change point; two. A change point is
-# {thread | kind << 2, occurrence - 1}; kinds: 0-8 pool points (2 = CAS),
-# 9 = before an op, 10 = any point (fuzz/schedule.h).
+# {thread | kind << 2, occurrence - 1}; kinds: 0-10 pool points (2 = CAS),
+# 11 = before an op, 12 = any point (fuzz/schedule.h).
+POOL_POINT_KINDS = 11
+OP_BOUNDARY = POOL_POINT_KINDS
+ANY_POINT = POOL_POINT_KINDS + 1
 def change(thread, kind, occurrence):
     return bytes([thread | kind << 2, occurrence - 1])
 
 
 SCHEDULES = [
     bytes([3, 2, 1, 0, 0]) + bytes(6),
-    bytes([0, 1, 2, 3, 1]) + change(1, 10, 6) + bytes(4),
-    bytes([1, 3, 0, 2, 2]) + change(0, 9, 3) + change(1, 2, 1) + bytes(2),
+    bytes([0, 1, 2, 3, 1]) + change(1, ANY_POINT, 6) + bytes(4),
+    bytes([1, 3, 0, 2, 2]) + change(0, OP_BOUNDARY, 3) + change(1, 2, 1) + bytes(2),
     # Thread 0 first; after a few ops it yields, thread 1 is preempted at its
     # first CAS, and thread 0 runs a few more ops before thread 1 resumes.
-    bytes([3, 2, 1, 0, 3]) + change(0, 9, 4) + change(1, 2, 1) + change(0, 9, 7),
+    bytes([3, 2, 1, 0, 3]) + change(0, OP_BOUNDARY, 4) + change(1, 2, 1) + change(0, OP_BOUNDARY, 7),
 ] + [
     # Thread 1 preempted at its first point of each pool kind (load of a
     # head, read of a link, CAS, store, lock, ..., release to the system).
     bytes([1, 3, 0, 2, 1]) + change(1, kind, 1) + bytes(4)
-    for kind in range(9)
+    for kind in range(POOL_POINT_KINDS)
 ]
 
 

@@ -24,7 +24,7 @@ struct Schedule {
   // Kinds of schedule points a change point can name: the pool's own
   // (poolguard::internal::SchedPoint, 0 to kPoolPointKinds - 1), the point
   // the executor places before each op, and "any point".
-  static constexpr int kPoolPointKinds = 9;
+  static constexpr int kPoolPointKinds = 11;
   static constexpr int kOpBoundary = kPoolPointKinds;
   static constexpr int kAnyPoint = kPoolPointKinds + 1;
   static constexpr int kPointKinds = kPoolPointKinds + 2;

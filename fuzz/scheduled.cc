@@ -88,6 +88,11 @@ class Scheduler {
     Step(me, Schedule::kOpBoundary);
     in_op_.fetch_add(1, std::memory_order_relaxed);
     world_.FinishThread(me);
+    // The thread's caches go back now, while the scheduler controls it: its
+    // real exit, after the scheduler let go, then has nothing to do (no lock
+    // taken by a thread no scheduler runs, which a scheduled thread could
+    // wait for and be called hung).
+    ReleaseThreadCaches();
     in_op_.fetch_sub(1, std::memory_order_relaxed);
     // acq_rel, and visible to TSan (not a hidden hand-off): like a join, it
     // orders every finished thread's ops before the final checks, which read
@@ -111,8 +116,7 @@ class Scheduler {
   }
 
   static void Hook(poolguard::internal::SchedPoint point) {
-    static_assert(static_cast<int>(poolguard::internal::SchedPoint::kReleaseSystem) + 1 ==
-                      Schedule::kPoolPointKinds,
+    static_assert(poolguard::internal::kSchedPointKinds == Schedule::kPoolPointKinds,
                   "Schedule::kPoolPointKinds must count the SchedPoint kinds");
     Scheduler* scheduler = tls_scheduler_;
     if (scheduler == nullptr) return;  // Not a controlled thread.

@@ -8,6 +8,9 @@
 //   - a pointer no pool handed out (checked against the set of blocks held
 //     from the system before any memory near it is read),
 //   - a free into the wrong pool (the object belongs to another pool),
+//   - a pool call re-entered on the same thread (a signal handler calling
+//     Alloc(), Free() or Flush() while the thread it interrupted was inside
+//     one: pool calls are not async-signal-safe),
 // and every freed object is filled with kFreeFill, checked by the Alloc()
 // that hands it out again: a write to a freed object is reported there.
 // --//pool:debug=uaf (the _uaf variant) adds POOLGUARD_UAF: each object has
@@ -34,17 +37,26 @@ enum class Misuse {
   kForeignPointer,
   kWrongPool,
   kWriteAfterFree,
+  // A pool call (Alloc, Free, Flush) made while another is in progress on
+  // the same thread: from a signal handler, since pool calls are not
+  // async-signal-safe. The default report allocates nothing (it may be made
+  // inside a signal handler that interrupted malloc). The re-entered call
+  // does nothing (Alloc() returns nullptr) if the handler returns.
+  kReentrantCall,
 };
 
 std::string_view MisuseName(Misuse misuse);
 
+// One report. The views are valid only during the handler's call (copy what
+// you keep): a report of a re-entrant call may be made inside a signal
+// handler, so making one allocates nothing.
 struct MisuseReport {
   Misuse misuse;
   // The name of the pool the call was made on.
-  std::string pool;
+  std::string_view pool;
   const void* object;
   // The full message, as printed by the default handler (without newline).
-  std::string message;
+  std::string_view message;
 };
 
 // Called with each report. If it returns, the offending Free() does nothing

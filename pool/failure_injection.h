@@ -40,6 +40,15 @@ void FailNextSystemAllocation();
 // Requests failed by injection since the process started.
 uint64_t InjectedSystemAllocFailures();
 
+namespace internal {
+// The system memory layer's question for each request: does this one fail?
+// (Counts it.) One relaxed load when no injection is set.
+bool ShouldInjectFailure(size_t size);
+// fork(): the injection lock held across it (pool/registry.cc).
+void LockInjectionForFork();
+void UnlockInjectionAfterFork();
+}  // namespace internal
+
 }  // namespace poolguard
 
 #endif  // POOLGUARD_POOL_FAILURE_INJECTION_H_

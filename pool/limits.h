@@ -30,6 +30,18 @@ namespace internal {
 // GcAll(), installed by Pool::Create(). Not run while it is already running
 // on the same thread.
 void SetSystemReclaimHook(void (*reclaim)());
+
+// The way for a backend to ask for a registry-wide gc (pool/backend_contract.h):
+// runs GcAll() once and returns true, or returns false without running it
+// when no pool exists yet or this thread is already inside a GcAll(). Call
+// it with no lock held that your Gc() or Flush() takes.
+bool GcAllPools();
+
+// The byte count behind SystemBytesInUse(): the system memory layer reserves
+// a request's bytes before it asks the system (false: over the limit), and
+// unreserves them when the request fails or the block goes back.
+bool ReserveSystemBytes(size_t size);
+void UnreserveSystemBytes(size_t size);
 }  // namespace internal
 
 }  // namespace poolguard

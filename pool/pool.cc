@@ -27,9 +27,19 @@ absl::StatusOr<internal::PoolLayout> MakeLayout(const PoolOptions& options) {
   if (options.object_size == 0) {
     return Invalid(options, "object_size must be > 0");
   }
+  if (options.object_size > Pool::kMaxObjectSize) {
+    return Invalid(options,
+                   absl::StrCat("object_size ", options.object_size, " exceeds the maximum of ",
+                                Pool::kMaxObjectSize, " (Pool::kMaxObjectSize)"));
+  }
   if (!IsPowerOfTwo(options.alignment)) {
     return Invalid(options,
                    absl::StrCat("alignment must be a power of two, not ", options.alignment));
+  }
+  if (options.alignment > Pool::kMaxAlignment) {
+    return Invalid(options,
+                   absl::StrCat("alignment ", options.alignment, " exceeds the maximum of ",
+                                Pool::kMaxAlignment, " (Pool::kMaxAlignment)"));
   }
   internal::PoolLayout layout;
   layout.name = options.name;
@@ -37,20 +47,14 @@ absl::StatusOr<internal::PoolLayout> MakeLayout(const PoolOptions& options) {
   // A free object keeps its link in its first word.
   layout.alignment = std::max(options.alignment, alignof(void*));
   const size_t size = std::max(options.object_size, sizeof(void*));
-  if (size > SIZE_MAX - (layout.alignment - 1)) {
-    return Invalid(options,
-                   absl::StrCat("object_size ", options.object_size,
-                                " overflows when rounded up to alignment ", layout.alignment));
-  }
+  // No overflow, and at most kMaxObjectSize: size <= kMaxObjectSize, which
+  // is a multiple of every alignment up to kMaxAlignment.
+  static_assert(Pool::kMaxObjectSize % Pool::kMaxAlignment == 0);
   layout.slot_size = (size + layout.alignment - 1) & ~(layout.alignment - 1);
 #if defined(POOLGUARD_DEBUG)
-  // The debug header goes before the object (pool/debug_internal.h).
-  const size_t header = internal::DebugHeaderSize(layout.alignment);
-  if (layout.slot_size > SIZE_MAX - header) {
-    return Invalid(options, absl::StrCat("object_size ", options.object_size,
-                                         " overflows with the debug header"));
-  }
-  layout.slot_size += header;
+  // The debug header goes before the object (pool/debug_internal.h). No
+  // overflow: both are far below SIZE_MAX.
+  layout.slot_size += internal::DebugHeaderSize(layout.alignment);
 #endif
   constexpr size_t kBackendMax = internal::Backend::kMaxObjects;
   if (options.max_objects > kBackendMax) {
@@ -114,6 +118,8 @@ Pool::~Pool() {
 void GcAll() {
   internal::Registry::ForEach([](Pool* pool) { pool->backend_.Gc(); });
 }
+
+void ReleaseThreadCaches() { internal::ReleaseThreadCachesOf<internal::Backend>(); }
 
 std::string_view BackendName() { return internal::Backend::kName; }
 

@@ -12,12 +12,27 @@
 //   ...
 //   (*pool)->Free(session);
 //
-// The backend (--//pool:backend=locked|lockless|tlcache) is compiled in: no virtual
-// call stands between Alloc()/Free() and it. BackendName() says which.
+// The backend (--//pool:backend=locked|lockless|tlcache, or one of your own
+// built with poolguard_backend() in defs.bzl) is compiled in: no virtual call
+// stands between Alloc()/Free() and it. BackendName() says which. The seam is
+// "poolguard/backend.h", which names the class `internal::Backend`;
+// pool/backend_contract.h checks what it must provide.
 //
 // Thread safety: every function here may be called from any thread at the
 // same time as any other, including Create() and GcAll(). Only the
 // destruction of a pool must not race with calls on that same pool.
+//
+// Not async-signal-safe, as malloc() is not: do not call a pool from a
+// signal handler that may interrupt a pool call on the same thread (the
+// interrupted call may hold a lock, a claim or its thread cache's window).
+// Debug mode reports such a re-entered call, naming the pool and both call
+// sites.
+//
+// Real processes: a thread's cached objects go back to their pools when it
+// exits, whatever phase of its exit its last pool call runs in (also a
+// thread_local or pthread key destructor). fork() is safe while other
+// threads are inside pool calls: the child can use, flush and destroy every
+// pool it inherited, with exact stats (pool/registry.cc says how).
 //
 // An object's life, and what is invalid:
 //
@@ -44,6 +59,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/status/statusor.h"
+#include "pool/backend_contract.h"
 #include "pool/debug.h"
 #include "pool/layout.h"
 #include "pool/limits.h"
@@ -55,12 +71,21 @@ namespace internal {
 class Registry;
 }  // namespace internal
 
+static_assert(internal::CheckBackendContract<internal::Backend>());
+
 class Pool {
  public:
+  // The largest object_size and alignment Create() accepts: larger ones no
+  // allocation can satisfy (AddressSanitizer and ThreadSanitizer refuse
+  // blocks over 1 TiB outright, and no machine this runs on has that much).
+  static constexpr size_t kMaxObjectSize = size_t{1} << 40;
+  static constexpr size_t kMaxAlignment = size_t{1} << 21;  // 2 MiB, a huge page
+
   // Creates a pool and registers it for GcAll(). Returns InvalidArgument,
-  // naming the field, when: object_size is 0; alignment is not a power of
-  // two; rounding object_size up to the alignment overflows; max_objects
-  // exceeds what the backend can count (the lockless backend: 2^32 - 1).
+  // naming the field (and the maximum), when: object_size is 0 or over
+  // kMaxObjectSize; alignment is not a power of two or over kMaxAlignment;
+  // max_objects exceeds what the backend can count (the shared free list:
+  // 2^32 - 1).
   // Returns ResourceExhausted when the system has no memory for the pool.
   static absl::StatusOr<std::unique_ptr<Pool>> Create(const PoolOptions& options);
 
@@ -105,9 +130,16 @@ class Pool {
   }
 #endif
 
-  // Releases every free object of this pool to the system. Objects freed
-  // concurrently may stay; once other threads are quiet, allocated == used.
+  // Releases every free object of this pool to the system, also those other
+  // threads cache. Objects freed concurrently may stay; once other threads
+  // are quiet, allocated == used.
+#if defined(POOLGUARD_DEBUG)
+  void Flush(const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    DebugFlush(file, line);
+  }
+#else
   void Flush() { backend_.Flush(); }
+#endif
 
   PoolStats Stats() const { return backend_.Stats(); }
 
@@ -127,9 +159,10 @@ class Pool {
   friend class internal::Registry;
 
 #if defined(POOLGUARD_DEBUG)
-  // pool/debug.cc: the checks around backend_.Alloc() and Free().
+  // pool/debug.cc: the checks around backend_.Alloc(), Free() and Flush().
   void* DebugAlloc(const char* file, int line);
   void DebugFree(void* object, const char* file, int line);
+  void DebugFlush(const char* file, int line);
 #endif
 
   explicit Pool(internal::PoolLayout layout);
@@ -147,6 +180,13 @@ class Pool {
 // For every live pool, releases free objects beyond its min_free, as HAProxy's
 // pool_gc(). Safe beside any other call; a pool being destroyed waits for it.
 void GcAll();
+
+// Gives the calling thread's cached free objects back to their pools, as the
+// thread's exit would; the thread may go on using pools (a cache is bound
+// again on its next call). For a thread about to sleep for long, or a test
+// that wants exact per-pool stats without flushing. A no-op for backends
+// without thread caches.
+void ReleaseThreadCaches();
 
 // The backend this binary was built with: "locked", "lockless" or "tlcache".
 std::string_view BackendName();

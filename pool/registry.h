@@ -19,6 +19,11 @@ class Registry {
   // Calls fn on every registered pool, holding the registry lock throughout:
   // no pool can leave (be destroyed) while fn runs on it.
   static void ForEach(absl::FunctionRef<void(Pool*)> fn);
+
+ private:
+  // The fork() handlers (registry.cc says what they hold, in which order).
+  static void PrepareFork();
+  static void AfterFork(bool child);
 };
 
 }  // namespace internal

@@ -15,8 +15,13 @@
 
 namespace poolguard::internal {
 
+// What a schedule point marks. A backend puts one on the line of each step
+// another thread can observe or disturb. The system memory layer carries its
+// own (kAllocateSystem, kReleaseSystem), and so do pool/spinlock.h's locks
+// (kLock, kUnlock, kSpin), so a backend built on them gets those for free.
+// New kinds go at the end: fuzz inputs name kinds by number (fuzz/schedule.h).
 enum class SchedPoint {
-  kLoadHead,        // before reading a free-list head
+  kLoadHead,        // before reading a free-list head (or any shared word)
   kReadNext,        // before reading the link of a free object
   kCas,             // before a compare-and-swap on a shared word
   kStoreHead,       // before a plain store to a shared word
@@ -25,7 +30,10 @@ enum class SchedPoint {
   kSpin,            // in a wait loop: another thread must move first
   kAllocateSystem,  // before obtaining memory from the system
   kReleaseSystem,   // before releasing memory to the system
+  kFence,           // before a memory fence or a heavy barrier (membarrier)
+  kCounter,         // before updating a shared counter (a count or a statistic)
 };
+inline constexpr int kSchedPointKinds = static_cast<int>(SchedPoint::kCounter) + 1;
 
 #if defined(POOLGUARD_SCHEDULE_POINTS)
 // Installed by a scheduler before the threads it controls start; nullptr (the

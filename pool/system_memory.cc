@@ -1,3 +1,8 @@
+// The system memory layer (pool/system_memory.h): every block a pool obtains
+// from or gives back to the system, with failure injection
+// (failure_injection.cc), the byte limit (limits.cc), debug mode's block set,
+// and the gate that fork() closes.
+
 #include "pool/system_memory.h"
 
 #include <atomic>
@@ -20,120 +25,43 @@
 #include "pool/sched_point.h"
 #include "pool/spinlock.h"
 
-namespace poolguard {
+namespace poolguard::internal {
 namespace {
 
-// Whether any injection is set: the only thing the allocation path reads when
-// none is. relaxed: a hint, re-checked under g_injection_lock.
-ABSL_CONST_INIT std::atomic<bool> g_injection_active{false};
-ABSL_CONST_INIT std::atomic<uint64_t> g_injected_failures{0};
+// The fork gate. A request (one malloc or free of ours) counts itself in
+// g_requests_in_flight, then checks g_fork_pending; CloseSystemForFork() sets
+// g_fork_pending, then waits for the count to reach zero. seq_cst on both
+// sides (a Dekker pattern): either the forker sees the request counted, or
+// the request sees the fork pending and backs out.
+ABSL_CONST_INIT std::atomic<uint32_t> g_requests_in_flight{0};
+ABSL_CONST_INIT std::atomic<bool> g_fork_pending{false};
+// The forking thread passes its own gate (the fork handlers of the child
+// free the caches of threads that are gone).
+ABSL_CONST_INIT thread_local bool t_forking = false;
 
-ABSL_CONST_INIT internal::SpinLock g_injection_lock;
-struct InjectionState {
-  SystemAllocFailures policy;
-  uint64_t requests = 0;
-  size_t bytes = 0;
-  uint64_t rng = 1;
-  bool fail_next = false;
-};
-ABSL_CONST_INIT InjectionState g_injection ABSL_GUARDED_BY(g_injection_lock);
-
-bool Active(const InjectionState& state) {
-  return state.fail_next || state.policy.every_nth != 0 || state.policy.probability > 0 ||
-         state.policy.after_bytes != 0;
-}
-
-// Decides whether this request fails, and counts it.
-bool ShouldFail(size_t size) {
-  internal::SpinLockHolder holder(&g_injection_lock);
-  InjectionState& state = g_injection;
-  bool fail = false;
-  if (state.fail_next) {
-    state.fail_next = false;
-    fail = true;
-  }
-  ++state.requests;
-  if (state.policy.every_nth != 0 && state.requests % state.policy.every_nth == 0) fail = true;
-  if (state.policy.probability > 0) {
-    // splitmix64: the same sequence for the same seed on every platform.
-    uint64_t z = (state.rng += 0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
-    z ^= z >> 31;
-    if (static_cast<double>(z >> 11) * 0x1.0p-53 < state.policy.probability) fail = true;
-  }
-  if (state.policy.after_bytes != 0 && state.bytes + size > state.policy.after_bytes) {
-    fail = true;
-  }
-  if (!fail) state.bytes += size;
-  g_injection_active.store(Active(state), std::memory_order_relaxed);
-  if (fail) g_injected_failures.fetch_add(1, std::memory_order_relaxed);
-  return fail;
-}
-
-}  // namespace
-
-void SetSystemAllocFailures(const SystemAllocFailures& failures) {
-  internal::SpinLockHolder holder(&g_injection_lock);
-  const bool fail_next = g_injection.fail_next;
-  g_injection = InjectionState{};
-  g_injection.policy = failures;
-  g_injection.rng = failures.seed;
-  g_injection.fail_next = fail_next;
-  g_injection_active.store(Active(g_injection), std::memory_order_relaxed);
-}
-
-void ClearSystemAllocFailures() {
-  internal::SpinLockHolder holder(&g_injection_lock);
-  g_injection = InjectionState{};
-  g_injection_active.store(false, std::memory_order_relaxed);
-}
-
-void FailNextSystemAllocation() {
-  internal::SpinLockHolder holder(&g_injection_lock);
-  g_injection.fail_next = true;
-  g_injection_active.store(true, std::memory_order_relaxed);
-}
-
-uint64_t InjectedSystemAllocFailures() {
-  return g_injected_failures.load(std::memory_order_relaxed);
-}
-
-namespace {
-
-// Bytes held from the system, and the limit (0: none). relaxed: counters;
-// a request reserves its bytes with a CAS before it asks the system, so the
-// total never exceeds the limit.
-ABSL_CONST_INIT std::atomic<size_t> g_bytes_in_use{0};
-ABSL_CONST_INIT std::atomic<size_t> g_byte_limit{0};
-ABSL_CONST_INIT std::atomic<void (*)()> g_reclaim{nullptr};
-// Set while this thread runs the reclaim hook: a request it makes meanwhile
-// fails instead of reclaiming again.
-ABSL_CONST_INIT thread_local bool t_reclaiming = false;
-
-bool ReserveBytes(size_t size) {
-  size_t in_use = g_bytes_in_use.load(std::memory_order_relaxed);
-  for (;;) {
-    const size_t limit = g_byte_limit.load(std::memory_order_relaxed);
-    if (limit != 0 && (in_use > limit || size > limit - in_use)) return false;
-    if (g_bytes_in_use.compare_exchange_weak(in_use, in_use + size, std::memory_order_relaxed)) {
-      return true;
+// One request's pass through the gate. Held only around the system's own
+// allocator: never around GcAll(), which takes locks the forker holds.
+class GateGuard {
+ public:
+  GateGuard() {
+    for (;;) {
+      g_requests_in_flight.fetch_add(1, std::memory_order_seq_cst);
+      if (ABSL_PREDICT_TRUE(!g_fork_pending.load(std::memory_order_seq_cst)) || t_forking) {
+        return;
+      }
+      g_requests_in_flight.fetch_sub(1, std::memory_order_seq_cst);
+      Backoff backoff;
+      // relaxed: a hint; the seq_cst load above decides.
+      while (g_fork_pending.load(std::memory_order_relaxed)) backoff.Wait();
     }
   }
-}
-
-void UnreserveBytes(size_t size) { g_bytes_in_use.fetch_sub(size, std::memory_order_relaxed); }
-
-// Runs the reclaim hook (GcAll()) once; false if there is none or this thread
-// is already inside it.
-bool Reclaim() {
-  void (*reclaim)() = g_reclaim.load(std::memory_order_acquire);
-  if (reclaim == nullptr || t_reclaiming) return false;
-  t_reclaiming = true;
-  reclaim();
-  t_reclaiming = false;
-  return true;
-}
+  ~GateGuard() {
+    // release: the request's memory effects happen before the fork.
+    g_requests_in_flight.fetch_sub(1, std::memory_order_release);
+  }
+  GateGuard(const GateGuard&) = delete;
+  GateGuard& operator=(const GateGuard&) = delete;
+};
 
 #if defined(POOLGUARD_DEBUG)
 // The blocks held from the system (debug builds): block -> its mapping (UAF
@@ -142,7 +70,7 @@ struct Mapping {
   void* start = nullptr;
   size_t length = 0;
 };
-ABSL_CONST_INIT internal::SpinLock g_blocks_lock;
+ABSL_CONST_INIT SpinLock g_blocks_lock;
 std::unordered_map<const void*, Mapping>& Blocks() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_blocks_lock) {
   static auto* blocks = new std::unordered_map<const void*, Mapping>;
   return *blocks;
@@ -161,7 +89,7 @@ void* RawAllocate(size_t size, size_t alignment) {
   if (start == MAP_FAILED) return nullptr;
   const uintptr_t end = reinterpret_cast<uintptr_t>(start) + length;
   void* block = reinterpret_cast<void*>((end - size) & ~(uintptr_t{alignment} - 1));
-  internal::SpinLockHolder holder(&g_blocks_lock);
+  SpinLockHolder holder(&g_blocks_lock);
   Blocks()[block] = Mapping{start, length};
   return block;
 #else
@@ -172,7 +100,7 @@ void* RawAllocate(size_t size, size_t alignment) {
                                                        : std::aligned_alloc(alignment, size);
 #if defined(POOLGUARD_DEBUG)
   if (block != nullptr) {
-    internal::SpinLockHolder holder(&g_blocks_lock);
+    SpinLockHolder holder(&g_blocks_lock);
     Blocks()[block] = Mapping{};
   }
 #endif
@@ -184,7 +112,7 @@ void RawRelease(void* block, size_t size) {
 #if defined(POOLGUARD_DEBUG)
   Mapping mapping;
   {
-    internal::SpinLockHolder holder(&g_blocks_lock);
+    SpinLockHolder holder(&g_blocks_lock);
     auto it = Blocks().find(block);
     if (it != Blocks().end()) {
       mapping = it->second;
@@ -193,10 +121,9 @@ void RawRelease(void* block, size_t size) {
     // Scrub under the lock: a WithLiveSystemBlock() reader never sees a
     // block half scrubbed. The block may be poisoned as a free object.
 #if defined(POOLGUARD_ASAN)
-    ASAN_UNPOISON_MEMORY_REGION(
-        block, size < internal::kScrubOnRelease ? size : internal::kScrubOnRelease);
+    ASAN_UNPOISON_MEMORY_REGION(block, size < kScrubOnRelease ? size : kScrubOnRelease);
 #endif
-    std::memset(block, 0, size < internal::kScrubOnRelease ? size : internal::kScrubOnRelease);
+    std::memset(block, 0, size < kScrubOnRelease ? size : kScrubOnRelease);
   }
 #if defined(POOLGUARD_UAF)
   munmap(mapping.start, mapping.length);
@@ -210,48 +137,66 @@ void RawRelease(void* block, size_t size) {
 
 }  // namespace
 
-void SetProcessByteLimit(size_t bytes) { g_byte_limit.store(bytes, std::memory_order_relaxed); }
-
-size_t ProcessByteLimit() { return g_byte_limit.load(std::memory_order_relaxed); }
-
-size_t SystemBytesInUse() { return g_bytes_in_use.load(std::memory_order_relaxed); }
-
-namespace internal {
-
-void SetSystemReclaimHook(void (*reclaim)()) {
-  g_reclaim.store(reclaim, std::memory_order_release);
-}
-
 void* AllocateFromSystem(size_t size, size_t alignment) {
   POOLGUARD_SCHED_POINT(kAllocateSystem);
-  // An injected failure stands for "the system refused, even after a gc".
-  if (ABSL_PREDICT_FALSE(g_injection_active.load(std::memory_order_relaxed)) && ShouldFail(size)) {
-    return nullptr;
-  }
-  // Over the limit, or no memory: make room with GcAll() once, then retry.
+  // Over the limit, or no memory: make room with GcAll() once (outside the
+  // gate: it takes locks the forker holds), then retry.
   for (bool reclaimed = false;; reclaimed = true) {
-    if (ReserveBytes(size)) {
-      if (void* block = RawAllocate(size, alignment)) return block;
-      UnreserveBytes(size);
+    {
+      GateGuard gate;
+      // An injected failure stands for "the system refused, even after a gc".
+      if (ShouldInjectFailure(size)) return nullptr;
+      if (ReserveSystemBytes(size)) {
+        if (void* block = RawAllocate(size, alignment)) return block;
+        UnreserveSystemBytes(size);
+      }
     }
-    if (reclaimed || !Reclaim()) return nullptr;
+    if (reclaimed || !GcAllPools()) return nullptr;
   }
 }
 
 void ReleaseToSystem(void* block, size_t size, size_t alignment) {
   POOLGUARD_SCHED_POINT(kReleaseSystem);
+  GateGuard gate;
   RawRelease(block, size);
-  UnreserveBytes(size);
+  UnreserveSystemBytes(size);
+}
+
+void CloseSystemForFork() {
+  t_forking = true;
+  g_fork_pending.store(true, std::memory_order_seq_cst);
+  Backoff backoff;
+  while (g_requests_in_flight.load(std::memory_order_seq_cst) != 0) backoff.Wait();
+}
+
+void OpenSystemAfterFork() {
+  // release: what the fork handlers did happens before the requests that
+  // waited at the gate.
+  g_fork_pending.store(false, std::memory_order_release);
+  t_forking = false;
+}
+
+void LockSystemLeavesForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  LockInjectionForFork();
+#if defined(POOLGUARD_DEBUG)
+  g_blocks_lock.Lock();
+#endif
+}
+
+void UnlockSystemLeavesAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+#if defined(POOLGUARD_DEBUG)
+  g_blocks_lock.Unlock();
+#endif
+  UnlockInjectionAfterFork();
 }
 
 #if defined(POOLGUARD_DEBUG)
 bool WithLiveSystemBlock(const void* block, absl::FunctionRef<void()> fn) {
-  internal::SpinLockHolder holder(&g_blocks_lock);
+  SpinLockHolder holder(&g_blocks_lock);
   if (Blocks().count(block) == 0) return false;
   fn();
   return true;
 }
 #endif
 
-}  // namespace internal
-}  // namespace poolguard
+}  // namespace poolguard::internal

@@ -44,6 +44,16 @@ void* AllocateFromSystem(size_t size, size_t alignment);
 // Gives back a block from AllocateFromSystem() with the same size and alignment.
 void ReleaseToSystem(void* block, size_t size, size_t alignment);
 
+// fork() (pool/registry.cc, in its documented order). CloseSystemForFork():
+// no new request may start (they wait) and the ones in flight finish, so that
+// the child inherits no half-done malloc() or free() of ours; the forking
+// thread itself still passes. LockSystemLeavesForFork(): the locks taken
+// outside requests (failure injection's, debug mode's block set), last.
+void CloseSystemForFork();
+void OpenSystemAfterFork();
+void LockSystemLeavesForFork();
+void UnlockSystemLeavesAfterFork();
+
 #if defined(POOLGUARD_DEBUG)
 // Debug builds keep the set of blocks currently obtained from the system, so
 // that the Pool layer can tell a pointer it handed out from any other before

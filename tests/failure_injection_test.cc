@@ -18,6 +18,11 @@ class FailureInjectionTest : public ::testing::Test {
  protected:
   void TearDown() override { ClearSystemAllocFailures(); }
 
+  // A new pool, used once by this thread and flushed: a backend that keeps
+  // a cache per thread has bound this thread's now, so the requests to the
+  // system that follow are for objects. (A thread cache is memory from the
+  // system too, refused like any other request: then the pool serves the
+  // thread from its shared level; the tlcache backend's tests check that.)
   static std::unique_ptr<Pool> MakePool(size_t max_objects = 0) {
     PoolOptions options;
     options.name = "injected";
@@ -25,7 +30,12 @@ class FailureInjectionTest : public ::testing::Test {
     options.max_objects = max_objects;
     absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
     EXPECT_TRUE(pool.ok()) << pool.status();
-    return pool.ok() ? *std::move(pool) : nullptr;
+    if (!pool.ok()) return nullptr;
+    void* object = (*pool)->Alloc();
+    EXPECT_NE(object, nullptr);
+    (*pool)->Free(object);
+    (*pool)->Flush();
+    return *std::move(pool);
   }
 };
 

@@ -14,6 +14,11 @@
 namespace poolguard {
 namespace {
 
+// A new pool, used once by this thread and flushed: a backend that keeps a
+// cache per thread has bound this thread's now. A thread cache is memory
+// from the system as well, counted in SystemBytesInUse() like objects
+// (CountsAThreadCacheOnceBound below), so the tests that count objects
+// start after it exists.
 std::unique_ptr<Pool> MakePool(std::string name, size_t object_size, size_t min_free = 0) {
   PoolOptions options;
   options.name = std::move(name);
@@ -21,7 +26,12 @@ std::unique_ptr<Pool> MakePool(std::string name, size_t object_size, size_t min_
   options.min_free = min_free;
   absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
   EXPECT_TRUE(pool.ok()) << pool.status();
-  return pool.ok() ? *std::move(pool) : nullptr;
+  if (!pool.ok()) return nullptr;
+  void* object = (*pool)->Alloc();
+  EXPECT_NE(object, nullptr);
+  (*pool)->Free(object);
+  (*pool)->Flush();
+  return *std::move(pool);
 }
 
 class ByteLimitTest : public ::testing::Test {
@@ -42,6 +52,24 @@ TEST_F(ByteLimitTest, CountsBytesHeldFromTheSystem) {
     EXPECT_EQ(SystemBytesInUse(), with_pool + pool->slot_size());
     pool->Flush();
     EXPECT_EQ(SystemBytesInUse(), with_pool);
+  }
+  EXPECT_EQ(SystemBytesInUse(), before);
+}
+
+TEST_F(ByteLimitTest, CountsAThreadCacheOnceBound) {
+  // Whatever a backend keeps per thread goes back to the system with the
+  // thread's caches, or with the pool.
+  const size_t before = SystemBytesInUse();
+  {
+    std::unique_ptr<Pool> pool = MakePool("cached", 100);
+    const size_t bound = SystemBytesInUse();
+    ReleaseThreadCaches();
+    const size_t released = SystemBytesInUse();
+    EXPECT_LE(released, bound);
+    void* object = pool->Alloc();
+    pool->Free(object);
+    pool->Flush();
+    EXPECT_EQ(SystemBytesInUse(), bound);
   }
   EXPECT_EQ(SystemBytesInUse(), before);
 }

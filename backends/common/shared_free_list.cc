@@ -93,6 +93,14 @@ void* SharedFreeList::TakeAllToRelease() {
   return head.ptr;
 }
 
+void SharedFreeList::LockForFork() {
+  fork_first_ = Claim();
+  // relaxed: the claim's acquire made the last tag visible.
+  fork_tag_ = __atomic_load_n(&head_.tag, __ATOMIC_RELAXED);
+}
+
+void SharedFreeList::UnlockAfterFork() { EndClaim(fork_first_, fork_tag_); }
+
 SharedFreeList::Counts SharedFreeList::counts() const {
   // One 8-byte load: the counts change together with the list, so this
   // snapshot is consistent. relaxed: nothing else is read through it.

@@ -115,6 +115,12 @@ class SharedFreeList {
   // alone to release.
   void* TakeAllToRelease();
 
+  // fork(): claims the list across the fork (waiting for a claim in
+  // progress), so that the child inherits none; the claim ends after it, in
+  // the parent and in the child. Only the forking thread calls these.
+  void LockForFork();
+  void UnlockAfterFork();
+
   // One snapshot of the counts: never torn, exact when nothing runs.
   Counts counts() const;
   // The free count alone, as a hint (relaxed).
@@ -162,6 +168,9 @@ class SharedFreeList {
   // claimer's 8-byte stores that end it. On its own cache line: it is the
   // one every thread hits.
   alignas(64) Head head_ = {nullptr, 0};
+  // What LockForFork() found, for UnlockAfterFork(); the forking thread's.
+  void* fork_first_ = nullptr;
+  uint64_t fork_tag_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -171,7 +180,11 @@ inline SharedFreeList::Head SharedFreeList::LoadHead() const {
   POOLGUARD_SCHED_POINT(kLoadHead);
   // Two 8-byte loads (a 16-byte atomic load would be a locked cmpxchg16b).
   // relaxed: the pair, possibly torn, is only a guess for the next CasHead(),
-  // which carries the ordering and fails on a torn guess. Reading tag first,
+  // which carries the ordering. A torn guess (tag and ptr from two moments)
+  // usually fails the CAS; it may succeed if the head happens to hold exactly
+  // that pair when the CAS runs, and that is harmless: every CAS here
+  // computes its new head from the expected value alone, so success means
+  // the head was that value, however the guess was made. Reading tag first,
   // as HAProxy does, makes a torn pair more likely to fail early.
   Head head;
   head.tag = __atomic_load_n(&head_.tag, __ATOMIC_RELAXED);
@@ -232,8 +245,16 @@ inline void* SharedFreeList::Claim() {
   for (;;) {
     POOLGUARD_SCHED_POINT(kCas);
     // acquire: pairs with the release of whoever set `ptr` last (a push's
-    // CAS, or the store that ended the previous claim), so the first object's
-    // link, every link below it (release sequence) and the tag are visible.
+    // 16-byte CAS, or the store that ended the previous claim), so the first
+    // object's link and the tag are visible. The links further down were
+    // written before earlier pushes and claim ends; they are visible too, but
+    // not by a C++ release sequence: this 8-byte exchange and a push's 16-byte
+    // CAS are accesses to different objects, which the C++ model does not
+    // relate. It holds by x86-TSO: stores become visible in program order,
+    // every locked instruction is a full barrier, and a load that sees a
+    // store sees every store that preceded it in that store's thread, and
+    // (transitively, through the locked steps that chain the pushes) in
+    // every thread whose pushes came before.
     void* first = __atomic_exchange_n(&head_.ptr, kBusy, __ATOMIC_ACQUIRE);
     if (ABSL_PREDICT_TRUE(first != kBusy)) return first;
     // Another thread holds a claim; exchanging kBusy for kBusy changed
@@ -250,7 +271,9 @@ inline void SharedFreeList::EndClaim(void* first, uint64_t tag) {
   // every other claimer waits, so the claimer alone writes the head, and plain
   // 8-byte stores are race-free. tag first, relaxed: the release store of ptr
   // publishes it. ptr, release: publishes the new tag, the objects' removal
-  // and the chain of links below `first` to the next claimer.
+  // and the chain of links below `first` to the next claimer (whether its
+  // claim is the 8-byte exchange or, under TSan, the 16-byte CAS: on x86 the
+  // ordering is TSO's, as the comment in Claim() says).
   __atomic_store_n(&head_.tag, tag, __ATOMIC_RELAXED);
   __atomic_store_n(&head_.ptr, first, __ATOMIC_RELEASE);
 }

@@ -158,6 +158,11 @@ class BasicLockedBackend {
     ReleaseChain(chain);
   }
 
+  // fork(): the lock held across it (pool/registry.cc), so that the child
+  // inherits no critical section in progress.
+  void LockForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { lock_.Lock(); }
+  void UnlockAfterFork(bool child) ABSL_NO_THREAD_SAFETY_ANALYSIS { lock_.Unlock(); }
+
   PoolStats Stats() const {
     PoolStats stats;
 #if defined(POOLGUARD_MUTANT_STATS_READ_WITHOUT_LOCK)

@@ -64,6 +64,11 @@ class LocklessBackend {
   void Gc();
   PoolStats Stats() const;
 
+  // fork(): the list claimed across it (pool/registry.cc), so that the child
+  // inherits no claim in progress.
+  void LockForFork() { list_.LockForFork(); }
+  void UnlockAfterFork(bool child) { list_.UnlockAfterFork(); }
+
  private:
   // Obtains a new object from the system, within max_objects; nullptr (and
   // counted in failed_) at the limit or when the system has none.
