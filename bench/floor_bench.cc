@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+#include <vector>
 
 #include "bench/workloads.h"
 #include "benchmark/benchmark.h"
@@ -120,6 +122,37 @@ struct SpinLockListFloor {
   }
 };
 
+// The floor of pool_count: one per-thread array of free objects per pool
+// (each a heap block, as a pool's cache is), used in turn, one alloc+free
+// pair per pool: what any per-(thread, pool) cache costs once the pools'
+// memory no longer fits the CPU's nearest cache.
+struct PoolArray {
+  int count = 0;
+  void* objects[63];
+};
+
+void PoolCountFloor(benchmark::State& state) {
+  static std::vector<PoolArray*>* arrays = [] {
+    auto* all = new std::vector<PoolArray*>;
+    for (int i = 0; i < 1000; ++i) {
+      auto* array = new (std::aligned_alloc(64, sizeof(PoolArray))) PoolArray;
+      array->objects[array->count++] = NewObject();
+      all->push_back(array);
+    }
+    return all;
+  }();
+  const size_t n = static_cast<size_t>(state.range(0));
+  size_t next = 0;
+  for (auto _ : state) {
+    PoolArray* array = (*arrays)[next];
+    if (++next == n) next = 0;
+    void* object = array->objects[--array->count];
+    Touch(object);
+    array->objects[array->count++] = object;
+  }
+  SetPairs(state, 1);
+}
+
 }  // namespace
 }  // namespace poolguard::bench
 
@@ -129,6 +162,12 @@ int main(int argc, char** argv) {
   RegisterWorkloads<TlListFloor>("floor:tl_list");
   RegisterWorkloads<CasListFloor>("floor:cas_list");
   RegisterWorkloads<SpinLockListFloor>("floor:spinlock_list");
+  for (int pools : {1, 16, 17, 100, 1000}) {
+    benchmark::RegisterBenchmark("floor:array|pool_count", &PoolCountFloor)
+        ->Arg(pools)
+        ->Threads(1)
+        ->UseRealTime();
+  }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -36,11 +36,11 @@ struct CacheRegistryAccess {
   }
 
   static void Unlink(ThreadCache* cache) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_registry_lock) {
-    for (ThreadCache** link = &thread_caches[cache->thread_index]; *link != nullptr;
-         link = &(*link)->next_of_thread) {
+    for (ThreadCache** link = &thread_caches[cache->links().thread_index]; *link != nullptr;
+         link = &(*link)->links().next_of_thread) {
       if (*link == cache) {
-        *link = cache->next_of_thread;
-        cache->next_of_thread = nullptr;
+        *link = cache->links().next_of_thread;
+        cache->links().next_of_thread = nullptr;
         return;
       }
     }
@@ -93,9 +93,9 @@ struct CacheRegistryAccess {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_registry_lock) {
     ThreadCache* caches = thread_caches[index];
     thread_caches[index] = nullptr;
-    for (ThreadCache* cache = caches; cache != nullptr; cache = cache->next_of_thread) {
-      cache->set->TakeBack(*cache);
-      cache->set->by_thread_[index].store(nullptr, std::memory_order_relaxed);
+    for (ThreadCache* cache = caches; cache != nullptr; cache = cache->links().next_of_thread) {
+      cache->links().set->TakeBack(*cache);
+      cache->links().set->by_thread_[index].store(nullptr, std::memory_order_relaxed);
     }
     return caches;
   }
@@ -178,19 +178,19 @@ ThreadCache* CacheSet::Bind(uint32_t slots, uint32_t capacity) {
       return nullptr;
     }
   }
-  void* memory = AllocateFromSystem(ThreadCache::BytesFor(slots), alignof(ThreadCache));
+  void* memory = AllocateFromSystem(ThreadCache::BytesFor(slots), ThreadCache::kAlignment);
   if (memory == nullptr) return nullptr;
   auto* cache = new (memory) ThreadCache{};
   cache->slots = slots;
   cache->capacity = std::min(capacity, slots);
-  cache->set = this;
+  new (&cache->links()) ThreadCache::Links{this, nullptr, 0};
   bool bound = false;
   {
     SpinLockHolder holder(&cache_registry_lock);
     if (me.index == 0) me.index = Registry::AllocateIndex();
     if (me.index != 0) {
-      cache->thread_index = me.index;
-      cache->next_of_thread = Registry::thread_caches[me.index];
+      cache->links().thread_index = me.index;
+      cache->links().next_of_thread = Registry::thread_caches[me.index];
       Registry::thread_caches[me.index] = cache;
       // relaxed: only this thread's windows read it outside the lock.
       cache->open.store(Registry::ReopenValue(), std::memory_order_relaxed);
@@ -200,20 +200,19 @@ ThreadCache* CacheSet::Bind(uint32_t slots, uint32_t capacity) {
   }
   if (!bound) {
     // All kMaxCacheThreads indexes are taken: the shared level serves us.
-    ReleaseToSystem(memory, ThreadCache::BytesFor(slots), alignof(ThreadCache));
+    ReleaseToSystem(memory, ThreadCache::BytesFor(slots), ThreadCache::kAlignment);
     return nullptr;
   }
   return cache;
 }
 
 ThreadCache* CacheSet::Grow(ThreadCache* cache, uint32_t slots, uint32_t capacity) {
-  void* memory = AllocateFromSystem(ThreadCache::BytesFor(slots), alignof(ThreadCache));
+  void* memory = AllocateFromSystem(ThreadCache::BytesFor(slots), ThreadCache::kAlignment);
   if (memory == nullptr) return cache;
   auto* bigger = new (memory) ThreadCache{};
   bigger->slots = slots;
   bigger->capacity = std::min(capacity, slots);
-  bigger->set = this;
-  bigger->thread_index = cache->thread_index;
+  new (&bigger->links()) ThreadCache::Links{this, nullptr, cache->links().thread_index};
   {
     SpinLockHolder holder(&cache_registry_lock);
     // Under the lock no drainer holds the cache, and its owner (us) is in no
@@ -224,13 +223,13 @@ ThreadCache* CacheSet::Grow(ThreadCache* cache, uint32_t slots, uint32_t capacit
     bigger->refilled = cache->refilled;
     bigger->open.store(cache->open.load(std::memory_order_relaxed), std::memory_order_relaxed);
     Registry::Unlink(cache);
-    bigger->next_of_thread = Registry::thread_caches[bigger->thread_index];
-    Registry::thread_caches[bigger->thread_index] = bigger;
-    by_thread_[bigger->thread_index].store(bigger, std::memory_order_relaxed);
+    bigger->links().next_of_thread = Registry::thread_caches[bigger->links().thread_index];
+    Registry::thread_caches[bigger->links().thread_index] = bigger;
+    by_thread_[bigger->links().thread_index].store(bigger, std::memory_order_relaxed);
   }
   // Unreachable now: drainers and Stats() find caches under the lock, and
   // this thread through by_thread_.
-  ReleaseToSystem(cache, ThreadCache::BytesFor(cache->slots), alignof(ThreadCache));
+  ReleaseToSystem(cache, ThreadCache::BytesFor(cache->slots), ThreadCache::kAlignment);
   return bigger;
 }
 
@@ -285,7 +284,7 @@ ThreadCache* CacheSet::UnbindAll() {
     // nullptr.
     by_thread_[i].store(nullptr, std::memory_order_relaxed);
     Registry::Unlink(cache);
-    cache->next_of_thread = unbound;
+    cache->links().next_of_thread = unbound;
     unbound = cache;
   }
   return unbound;
@@ -303,8 +302,8 @@ size_t CacheSet::CachedObjects() const {
 
 void CacheSet::FreeCaches(ThreadCache* caches) {
   while (caches != nullptr) {
-    ThreadCache* next = caches->next_of_thread;
-    ReleaseToSystem(caches, ThreadCache::BytesFor(caches->slots), alignof(ThreadCache));
+    ThreadCache* next = caches->links().next_of_thread;
+    ReleaseToSystem(caches, ThreadCache::BytesFor(caches->slots), ThreadCache::kAlignment);
     caches = next;
   }
 }
@@ -354,8 +353,8 @@ void CacheSet::UnlockAllAfterFork(bool child) {
       if (i == mine) continue;
       ThreadCache* caches = Registry::TakeBackThread(i);
       while (caches != nullptr) {
-        ThreadCache* next = caches->next_of_thread;
-        caches->next_of_thread = gone;
+        ThreadCache* next = caches->links().next_of_thread;
+        caches->links().next_of_thread = gone;
         gone = caches;
         caches = next;
       }

@@ -42,9 +42,9 @@
 // keeps its cache and index until its pools are destroyed (the cache's
 // objects are still taken back by every Flush() and Gc()).
 //
-// Memory: a thread keeps, per pool it used, one cache (64 bytes plus 8 per
-// slot: 576 bytes for the initial 64 slots) holding up to `capacity` free
-// objects; see TlcacheBackend for how capacity adapts.
+// Memory: a thread keeps, per pool it used, one cache (48 bytes plus 8 per
+// slot, rounded up to 64: 576 bytes for the initial 64 slots) holding up to
+// `capacity` free objects; see TlcacheBackend for how capacity adapts.
 
 #ifndef POOLGUARD_BACKENDS_TLCACHE_THREAD_CACHE_H_
 #define POOLGUARD_BACKENDS_TLCACHE_THREAD_CACHE_H_
@@ -72,8 +72,12 @@ inline constexpr uint32_t kCacheOpenFenced = 2;  // the owner may use it after a
 // beyond them uses the shared level until an index is free again.
 inline constexpr uint32_t kMaxCacheThreads = 256;
 
-// One thread's cache for one pool: the header, then `slots` object pointers.
-struct alignas(64) ThreadCache {
+// One thread's cache for one pool, in one block from the system (64-byte
+// aligned): the header the hot path reads (24 bytes), then `slots` object
+// pointers, then the links only the registry uses. So the header and the
+// first five slots share one cache line: with many pools used in turn, a hit
+// touches one line of the cache, not two.
+struct ThreadCache {
   // 1 while the owner is inside a window. Written by the owner only.
   std::atomic<uint32_t> busy;
   // kCacheClosed / kCacheOpen / kCacheOpenFenced. Written under the
@@ -93,24 +97,33 @@ struct alignas(64) ThreadCache {
   uint32_t refilled;
   // Fixed when bound.
   uint32_t slots;
-  uint32_t thread_index;
-  // The pool this cache serves. Fixed when bound.
-  CacheSet* set;
-  // The next cache of the same thread (the registry keeps each thread's
-  // list by index); under the registry lock.
-  ThreadCache* next_of_thread;
+
+  // What the registry keeps of a cache, after its slots.
+  struct Links {
+    // The pool this cache serves. Fixed when bound.
+    CacheSet* set;
+    // The next cache of the same thread (the registry keeps each thread's
+    // list by index); under the registry lock.
+    ThreadCache* next_of_thread;
+    // Fixed when bound.
+    uint32_t thread_index;
+  };
 
   // The object slots, right after the header (no pointer to load).
   ABSL_ATTRIBUTE_ALWAYS_INLINE void** objects() { return reinterpret_cast<void**>(this + 1); }
+  Links& links() { return *reinterpret_cast<Links*>(objects() + slots); }
 
-  // Bytes a cache of `slots` slots takes from the system: a multiple of the
-  // header's alignment, as AllocateFromSystem() requires.
+  // The block's alignment, and the bytes a cache of `slots` slots takes from
+  // the system (a multiple of the alignment, as AllocateFromSystem()
+  // requires).
+  static constexpr size_t kAlignment = 64;
   static size_t BytesFor(uint32_t slots) {
-    return (sizeof(ThreadCache) + slots * sizeof(void*) + alignof(ThreadCache) - 1) &
-           ~(alignof(ThreadCache) - 1);
+    return (sizeof(ThreadCache) + slots * sizeof(void*) + sizeof(Links) + kAlignment - 1) &
+           ~(kAlignment - 1);
   }
 };
-static_assert(sizeof(ThreadCache) == 64, "the header is one cache line");
+static_assert(sizeof(ThreadCache) == 24, "the header and the first slots share a line");
+static_assert(sizeof(ThreadCache) % alignof(ThreadCache::Links) == 0);
 
 // What a thread knows about itself, in TLS. Zero-initialized, no
 // constructor or destructor: every access is a plain %fs-relative address.

@@ -21,8 +21,9 @@ uint32_t Clamp(size_t value, uint32_t low, uint32_t high) {
 TlcacheBackend::TlcacheBackend(const PoolLayout& layout)
     : layout_(layout),
       initial_capacity_(Clamp(kInitialCacheBytes / layout.slot_size, 4, 64)),
-      max_capacity_(Clamp(kMaxCacheBytes / layout.slot_size, initial_capacity_, kMaxCacheObjects)) {
-}
+      max_capacity_(Clamp(kMaxCacheBytes / layout.slot_size, initial_capacity_, kMaxCacheObjects)),
+      // Two of the largest batches a cache gives back (half a cache each).
+      transfer_(max_capacity_) {}
 
 TlcacheBackend::~TlcacheBackend() {
   ThreadCache* unbound;
@@ -94,6 +95,13 @@ void TlcacheBackend::SpillAndClose(ThreadCache& cache, void* object) {
     cache.refilled = 0;  // If growing fails, the retry below gives half back.
     CloseWindow(cache);
     Grow(&cache, grown, grown);
+    return Free(object);
+  }
+  if (ABSL_PREDICT_FALSE(transfer_.capacity() == 0) && !transfer_.reserve_tried()) {
+    // Objects are leaving this thread's cache: the transfer cache's slots
+    // are worth having. They come from the system: outside the window.
+    CloseWindow(cache);
+    transfer_.Reserve();
     return Free(object);
   }
   // Give the upper half back: to the transfer cache if it has room, else as
@@ -213,7 +221,7 @@ void TlcacheBackend::TakeBack(ThreadCache& cache) {
 }
 
 void TlcacheBackend::EmptyTransfer() {
-  void* objects[TransferCache::kCapacity];
+  void* objects[TransferCache::kMaxCapacity];
   const size_t n = transfer_.TakeAll(objects);
   if (n == 0) return;
   for (size_t i = 0; i + 1 < n; ++i) WriteLink(objects[i], objects[i + 1]);

@@ -31,11 +31,12 @@
 // empty one refills half, in one step each. Flush() and GcAll() take every
 // cache's objects and lower each capacity back to the initial one.
 //
-// Memory an idle thread keeps, per pool it used: its cache (64 bytes plus 8
-// per slot: 576 bytes at first, 8256 bytes at the largest) and up to
-// `capacity` free objects (64 KiB of them at most, or 1024 objects, for
-// small objects), until its pool is flushed or gc'd, the thread exits or
-// calls ReleaseThreadCaches().
+// Memory an idle thread keeps, per pool it used: its cache (48 bytes plus 8
+// per slot, in 64-byte units: 576 bytes at first, 8256 at the largest) and
+// up to `capacity` free objects (64 KiB of them at most, or 1024 objects,
+// for small objects), until its pool is flushed or gc'd, the thread exits or
+// calls ReleaseThreadCaches(). Each pool also holds a transfer cache of as
+// many pointers as its largest thread cache (8 KiB for small objects).
 
 #ifndef POOLGUARD_BACKENDS_TLCACHE_TLCACHE_BACKEND_H_
 #define POOLGUARD_BACKENDS_TLCACHE_TLCACHE_BACKEND_H_

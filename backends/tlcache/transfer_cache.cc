@@ -4,8 +4,30 @@
 #include <cstring>
 
 #include "pool/sched_point.h"
+#include "pool/system_memory.h"
 
 namespace poolguard::internal {
+
+TransferCache::TransferCache(size_t capacity) : capacity_(capacity) {}
+
+TransferCache::~TransferCache() {
+  void** slots = slots_.load(std::memory_order_relaxed);
+  if (slots != nullptr) ReleaseToSystem(slots, capacity_ * sizeof(void*), sizeof(void*));
+}
+
+bool TransferCache::Reserve() {
+  if (slots_.load(std::memory_order_relaxed) != nullptr) return true;
+  // One asker: the others (and later callers) take its answer.
+  if (reserve_tried_.exchange(true, std::memory_order_relaxed)) {
+    return slots_.load(std::memory_order_relaxed) != nullptr;
+  }
+  void** slots = static_cast<void**>(AllocateFromSystem(capacity_ * sizeof(void*), sizeof(void*)));
+  if (slots == nullptr) return false;
+  SpinLockHolder holder(&lock_);
+  // relaxed: published by lock_, under which every reader dereferences it.
+  slots_.store(slots, std::memory_order_relaxed);
+  return true;
+}
 
 size_t TransferCache::Take(void** out, size_t want) {
   // relaxed: a hint, read again under the lock.
@@ -14,7 +36,7 @@ size_t TransferCache::Take(void** out, size_t want) {
   const size_t count = count_.load(std::memory_order_relaxed);
   const size_t n = std::min(want, count);
   POOLGUARD_SCHED_POINT(kReadNext);
-  std::memcpy(out, slots_ + (count - n), n * sizeof(void*));
+  std::memcpy(out, slots_.load(std::memory_order_relaxed) + (count - n), n * sizeof(void*));
   POOLGUARD_SCHED_POINT(kCounter);
   count_.store(count - n, std::memory_order_relaxed);
   return n;
@@ -22,12 +44,13 @@ size_t TransferCache::Take(void** out, size_t want) {
 
 bool TransferCache::Give(void* const* objects, size_t n) {
   // relaxed: a hint, read again under the lock.
-  if (count_.load(std::memory_order_relaxed) + n > kCapacity) return false;
+  if (count_.load(std::memory_order_relaxed) + n > capacity()) return false;
   SpinLockHolder holder(&lock_);
   const size_t count = count_.load(std::memory_order_relaxed);
-  if (count + n > kCapacity) return false;
+  void** slots = slots_.load(std::memory_order_relaxed);
+  if (slots == nullptr || count + n > capacity_) return false;
   POOLGUARD_SCHED_POINT(kStoreHead);
-  std::memcpy(slots_ + count, objects, n * sizeof(void*));
+  std::memcpy(slots + count, objects, n * sizeof(void*));
   POOLGUARD_SCHED_POINT(kCounter);
   count_.store(count + n, std::memory_order_relaxed);
   return true;
@@ -36,7 +59,7 @@ bool TransferCache::Give(void* const* objects, size_t n) {
 size_t TransferCache::TakeAll(void** out) {
   SpinLockHolder holder(&lock_);
   const size_t n = count_.load(std::memory_order_relaxed);
-  std::memcpy(out, slots_, n * sizeof(void*));
+  if (n != 0) std::memcpy(out, slots_.load(std::memory_order_relaxed), n * sizeof(void*));
   POOLGUARD_SCHED_POINT(kCounter);
   count_.store(0, std::memory_order_relaxed);
   return n;

@@ -6,7 +6,7 @@
 // touched on the other CPU), and the shared list's claim is left to what the
 // transfer cache cannot hold.
 //
-// Blocking: the lock is held for a memcpy of at most kCapacity pointers.
+// Blocking: the lock is held for a memcpy of at most capacity() pointers.
 // Objects in the transfer cache are free objects of the pool (Stats() counts
 // them), poisoned under ASan; the array is the only place they are named.
 
@@ -23,11 +23,19 @@ namespace poolguard::internal {
 
 class TransferCache {
  public:
-  // Pointers it holds: room for a few batches of the largest thread cache
-  // (TlcacheBackend gives back half a cache at a time).
-  static constexpr size_t kCapacity = 1024;
+  // The most pointers one can hold. TlcacheBackend gives each pool room for
+  // two of its largest batches (half its largest thread cache each).
+  static constexpr size_t kMaxCapacity = 1024;
 
-  TransferCache() = default;
+  // The slots live in a block of their own from the system memory layer,
+  // obtained on the first Reserve(): a pool whose objects never move between
+  // threads never pays for it, and thousands of pools stay small and close
+  // together (every cache hit reads a line of its pool). Until then, or if
+  // the system refused the block, the transfer cache holds nothing (Give()
+  // refuses).
+  // REQUIRES: 0 < capacity <= kMaxCapacity.
+  explicit TransferCache(size_t capacity);
+  ~TransferCache();
   TransferCache(const TransferCache&) = delete;
   TransferCache& operator=(const TransferCache&) = delete;
 
@@ -39,11 +47,24 @@ class TransferCache {
   // stores none) otherwise.
   bool Give(void* const* objects, size_t n) ABSL_LOCKS_EXCLUDED(lock_);
 
-  // Takes every object into out[] (room for kCapacity); returns how many.
+  // Takes every object into out[] (room for kMaxCapacity); returns how many.
   size_t TakeAll(void** out) ABSL_LOCKS_EXCLUDED(lock_);
 
   // Objects held, as a hint (relaxed): exact when nothing runs.
   size_t count() const { return count_.load(std::memory_order_relaxed); }
+  // How many it can hold now: 0 before Reserve() succeeded. relaxed: a
+  // hint; Give() reads the slots under the lock.
+  size_t capacity() const {
+    return slots_.load(std::memory_order_relaxed) == nullptr ? 0 : capacity_;
+  }
+
+  // Obtains the slots from the system if they are not there yet; true once
+  // they are. Asks the system at most once (a refusal is final), outside any
+  // lock. REQUIRES: the caller holds no lock and is in no thread cache's
+  // window (the system layer may run GcAll()).
+  bool Reserve() ABSL_LOCKS_EXCLUDED(lock_);
+  // Whether a Reserve() asked already (relaxed: a hint; Reserve() decides).
+  bool reserve_tried() const { return reserve_tried_.load(std::memory_order_relaxed); }
 
   // fork(): held across it, so that the child inherits no copy in progress.
   void LockForFork() ABSL_EXCLUSIVE_LOCK_FUNCTION(lock_) { lock_.Lock(); }
@@ -54,7 +75,12 @@ class TransferCache {
   // Objects in slots_[0, count_). Written under lock_; read without it
   // (relaxed) as a hint for whether taking the lock can help, and by Stats().
   std::atomic<size_t> count_{0};
-  void* slots_[kCapacity] ABSL_GUARDED_BY(lock_);
+  const size_t capacity_;
+  // capacity_ pointers, or nullptr until Reserve(). Set once, under lock_;
+  // read under lock_ by Give()/Take()/TakeAll(), relaxed as a hint outside.
+  std::atomic<void**> slots_{nullptr};
+  // Set by the first Reserve() that asked the system (it asks only once).
+  std::atomic<bool> reserve_tried_{false};
 };
 
 }  // namespace poolguard::internal

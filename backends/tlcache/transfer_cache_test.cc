@@ -18,7 +18,8 @@ namespace {
 void* Fake(uintptr_t i) { return reinterpret_cast<void*>((i + 1) * 64); }
 
 TEST(TransferCacheTest, GivesAndTakesBatchesNewestFirst) {
-  TransferCache cache;
+  TransferCache cache(TransferCache::kMaxCapacity);
+  ASSERT_TRUE(cache.Reserve());
   EXPECT_EQ(cache.count(), 0u);
   void* out[8];
   EXPECT_EQ(cache.Take(out, 8), 0u);
@@ -37,25 +38,42 @@ TEST(TransferCacheTest, GivesAndTakesBatchesNewestFirst) {
   EXPECT_EQ(cache.count(), 0u);
 }
 
+TEST(TransferCacheTest, ASmallerOneHoldsItsCapacity) {
+  TransferCache cache(8);
+  void* one = Fake(0);
+  EXPECT_EQ(cache.capacity(), 0u);  // No slots until reserved:
+  EXPECT_FALSE(cache.Give(&one, 1));
+  ASSERT_TRUE(cache.Reserve());
+  EXPECT_TRUE(cache.reserve_tried());
+  EXPECT_EQ(cache.capacity(), 8u);
+  void* nine[9];
+  for (uintptr_t i = 0; i < 9; ++i) nine[i] = Fake(i);
+  EXPECT_FALSE(cache.Give(nine, 9));
+  EXPECT_TRUE(cache.Give(nine, 8));
+  EXPECT_FALSE(cache.Give(nine, 1));
+}
+
 TEST(TransferCacheTest, AGiveThatDoesNotFitStoresNothing) {
-  TransferCache cache;
-  std::vector<void*> batch(TransferCache::kCapacity - 1);
+  TransferCache cache(TransferCache::kMaxCapacity);
+  ASSERT_TRUE(cache.Reserve());
+  std::vector<void*> batch(TransferCache::kMaxCapacity - 1);
   for (size_t i = 0; i < batch.size(); ++i) batch[i] = Fake(i);
   ASSERT_TRUE(cache.Give(batch.data(), batch.size()));
   void* two[2] = {Fake(5000), Fake(5001)};
   EXPECT_FALSE(cache.Give(two, 2));
-  EXPECT_EQ(cache.count(), TransferCache::kCapacity - 1);
+  EXPECT_EQ(cache.count(), TransferCache::kMaxCapacity - 1);
   EXPECT_TRUE(cache.Give(two, 1));
-  EXPECT_EQ(cache.count(), TransferCache::kCapacity);
-  std::vector<void*> all(TransferCache::kCapacity);
-  EXPECT_EQ(cache.TakeAll(all.data()), TransferCache::kCapacity);
+  EXPECT_EQ(cache.count(), TransferCache::kMaxCapacity);
+  std::vector<void*> all(TransferCache::kMaxCapacity);
+  EXPECT_EQ(cache.TakeAll(all.data()), TransferCache::kMaxCapacity);
   EXPECT_EQ(all.back(), Fake(5000));
   EXPECT_EQ(cache.count(), 0u);
   EXPECT_EQ(cache.TakeAll(all.data()), 0u);
 }
 
 TEST(TransferCacheTest, ThreadsTradingThroughItLoseNothing) {
-  TransferCache cache;
+  TransferCache cache(TransferCache::kMaxCapacity);
+  ASSERT_TRUE(cache.Reserve());
   constexpr int kThreads = 4;
   constexpr int kPerThread = 96;
   std::vector<std::thread> threads;
@@ -79,7 +97,7 @@ TEST(TransferCacheTest, ThreadsTradingThroughItLoseNothing) {
   for (const auto& held : kept) {
     for (void* object : held) EXPECT_TRUE(all.insert(object).second);
   }
-  std::vector<void*> rest(TransferCache::kCapacity);
+  std::vector<void*> rest(TransferCache::kMaxCapacity);
   const size_t n = cache.TakeAll(rest.data());
   for (size_t i = 0; i < n; ++i) EXPECT_TRUE(all.insert(rest[i]).second);
   EXPECT_EQ(all.size(), size_t{kThreads * kPerThread});
