@@ -7,6 +7,7 @@ catalog and the fuzz targets. Python tools import this module; shell scripts
 run it:
 
   python3 tools/project.py backends      # one in-tree backend per line
+  python3 tools/project.py default-backend
   python3 tools/project.py mutants       # one seeded bug per line
   python3 tools/project.py fuzz-targets  # every in-tree fuzz target's label
 """
@@ -112,11 +113,14 @@ def parse_target(text):
 
 
 def main(argv):
-    if len(argv) != 2 or argv[1] not in ("backends", "mutants", "fuzz-targets"):
+    if len(argv) != 2 or argv[1] not in ("backends", "default-backend", "mutants",
+                                         "fuzz-targets"):
         print(__doc__.split("\n\n")[2], file=sys.stderr)
         return 2
     if argv[1] == "backends":
         print("\n".join(backends()[0]))
+    elif argv[1] == "default-backend":
+        print(backends()[1])
     elif argv[1] == "mutants":
         print("\n".join(m["name"] for m in mutants()))
     else:
