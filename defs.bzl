@@ -68,6 +68,7 @@ _ABSL = [
     "@com_google_absl//absl/status:statusor",
     "@com_google_absl//absl/strings",
     "@com_google_absl//absl/strings:str_format",
+    "@com_google_absl//absl/types:span",
 ]
 
 def _absl():
@@ -297,8 +298,7 @@ def _fuzz_targets(name):
                 ":pool_" + name + v,
                 _l("//fuzz:op_program"),
                 _l("//fuzz:schedule"),
-                _l("@com_google_absl//absl/types:span"),
-            ] + select({
+            ] + _absl() + select({
                 _l("//fuzz:engine_libfuzzer"): [],
                 "//conditions:default": [_l("//fuzz:replay_main")],
             }),

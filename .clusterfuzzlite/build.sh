@@ -57,14 +57,17 @@ compile() {
   done
 }
 
+mapfile -t pool_sources < <(ls pool/*.cc | grep -v '_test\.cc$')
+
 for backend in $backends; do
   # "poolguard/backend.h" is how pool/pool.h reaches the chosen backend.
   include="$work/include-$backend"
   mkdir -p "$include/poolguard"
   cp "backends/$backend/backend.h" "$include/poolguard/backend.h"
-  # The backend's own sources, and the code backends share (backends/common).
+  # The backend's own sources (every layer), and the code backends share
+  # (backends/common); not their tests (*_test.cc, GoogleTest mains).
   mapfile -t backend_sources < <(
-    ls backends/"$backend"/*.cc backends/common/*.cc 2>/dev/null | sort -u)
+    ls backends/"$backend"/*.cc backends/common/*.cc 2>/dev/null | grep -v '_test\.cc$' | sort -u)
 
   # The scheduled fuzzer: schedule points compiled in, exact replay.
   # The free-running fuzzer: the production pool on real threads.
@@ -81,7 +84,7 @@ for backend in $backends; do
     objects="$work/obj/$target"
     rm -rf "$objects"
     compile "$objects" "$include" "${defines[@]}" -- \
-      pool/*.cc "${backend_sources[@]}" "${harness[@]}" fuzz/pool_fuzzer.cc
+      "${pool_sources[@]}" "${backend_sources[@]}" "${harness[@]}" fuzz/pool_fuzzer.cc
     # shellcheck disable=SC2086  # $CXXFLAGS and $LIB_FUZZING_ENGINE are lists
     $CXX $CXXFLAGS "$objects"/*.o $LIB_FUZZING_ENGINE \
       -Wl,--start-group "${absl_libs[@]}" -Wl,--end-group -pthread -o "$OUT/$target"

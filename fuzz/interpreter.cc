@@ -1,12 +1,23 @@
 #include "fuzz/interpreter.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
+#include "pool/backend_contract.h"
 #include "pool/failure_injection.h"
 
 namespace poolguard::fuzz {
@@ -21,32 +32,61 @@ std::unique_ptr<Pool> CreateOrNull(const PoolOptions& options) {
   OracleFailure("create_failed", std::string(pool.status().message()));
 }
 
-// Shapes of private pools, chosen by the create op's argument.
-PoolOptions PrivatePoolOptions(size_t thread, size_t slot, uint8_t arg) {
-  static constexpr size_t kSizes[] = {8, 16, 40, 128};
-  static constexpr size_t kMinFree[] = {0, 1, 4};
-  static constexpr size_t kMaxObjects[] = {0, 0, 3};
+// The shared pools: a 1-byte object (smaller than a free-list link), a small
+// one with a min_free, one with an alignment and a max_objects, and a larger
+// aligned one with a big min_free.
+PoolOptions SharedPoolOptions(size_t index) {
   PoolOptions options;
-  options.name = absl::StrCat("private-t", thread, "-", slot);
-  options.object_size = kSizes[arg % 4];
-  options.min_free = kMinFree[(arg / 4) % 3];
-  options.max_objects = kMaxObjects[(arg / 12) % 3];
+  switch (index) {
+    case 0:
+      options.name = "shared-tiny";
+      options.object_size = 1;
+      options.alignment = 1;
+      break;
+    case 1:
+      options.name = "shared-small";
+      options.object_size = 24;
+      options.min_free = 2;
+      break;
+    case 2:
+      options.name = "shared-limited";
+      options.object_size = 64;
+      options.alignment = 64;
+      options.max_objects = 6;
+      break;
+    default:
+      options.name = "shared-aligned";
+      options.object_size = 200;
+      options.alignment = 256;
+      options.min_free = 64;
+      break;
+  }
   return options;
 }
 
-}  // namespace
+// Shapes of private pools: slot and limits from the op's arg, size and
+// alignment from arg2.
+PoolOptions PrivatePoolOptions(size_t thread, size_t slot, uint8_t arg, uint8_t arg2) {
+  static constexpr size_t kSizes[16] = {1,  2,  4,  7,   8,   9,    15,    16,
+                                        24, 40, 64, 100, 256, 1024, 16384, 65536};
+  static constexpr size_t kAlignments[8] = {0, 1, 2, 8, 64, 256, 1024, 4096};
+  static constexpr size_t kMinFree[4] = {0, 1, 4, 64};
+  static constexpr size_t kMaxObjects[8] = {0, 0, 0, 1, 3, 8, 64, 1000};
+  PoolOptions options;
+  options.name = absl::StrCat("private-t", thread, "-", slot);
+  options.object_size = kSizes[arg2 & 15];
+  if (const size_t alignment = kAlignments[(arg2 >> 4) & 7]) options.alignment = alignment;
+  options.min_free = kMinFree[(arg >> 3) & 3];
+  options.max_objects = kMaxObjects[(arg >> 5) & 7];
+  return options;
+}
 
-namespace {
 // Written before the controlled threads start, read when one fails.
 std::string& FailureContext() {
   static auto* context = new std::string;
   return *context;
 }
-}  // namespace
 
-void SetFailureContext(std::string context) { FailureContext() = std::move(context); }
-
-namespace {
 RunConditions ConditionsFromEnvironment() {
   RunConditions conditions;
   if (const char* every_nth = std::getenv("POOLGUARD_FAIL_EVERY_NTH")) {
@@ -54,6 +94,12 @@ RunConditions ConditionsFromEnvironment() {
     // Said once, so that a log shows the run had injection on.
     std::fprintf(stderr, "poolguard: failure injection on, POOLGUARD_FAIL_EVERY_NTH=%llu\n",
                  static_cast<unsigned long long>(conditions.failures.every_nth));
+  }
+  if (const char* from_call = std::getenv("POOLGUARD_FAIL_MEMBARRIER")) {
+    const uint64_t nth = std::strtoull(from_call, nullptr, 10);
+    SetSystemCallFailure(SystemCall::kMembarrier, EPERM, nth == 0 ? 1 : nth);
+    std::fprintf(stderr, "poolguard: membarrier() fails from call %llu on\n",
+                 static_cast<unsigned long long>(nth == 0 ? 1 : nth));
   }
   return conditions;
 }
@@ -64,7 +110,29 @@ RunConditions& Conditions() {
   static auto* conditions = new RunConditions(ConditionsFromEnvironment());
   return *conditions;
 }
+
+// How long a fork child may take before it is called hung: a healthy one
+// takes milliseconds, also under the sanitizers.
+constexpr auto kForkChildTimeLimit = std::chrono::seconds(10);
+
+// The child's report: no stdio (another thread may have held stderr's lock
+// at the fork), no allocation beyond what the pools do.
+void ChildSays(const char* format, ...) __attribute__((format(printf, 1, 2)));
+void ChildSays(const char* format, ...) {
+  char message[512];
+  va_list args;
+  va_start(args, format);
+  const int n = std::vsnprintf(message, sizeof(message), format, args);
+  va_end(args);
+  if (n > 0) {
+    const ssize_t written = write(STDERR_FILENO, message, std::min<size_t>(n, sizeof(message) - 1));
+    static_cast<void>(written);
+  }
+}
+
 }  // namespace
+
+void SetFailureContext(std::string context) { FailureContext() = std::move(context); }
 
 void SetRunConditions(const RunConditions& conditions) { Conditions() = conditions; }
 
@@ -75,22 +143,15 @@ void OracleFailure(std::string_view oracle, const std::string& message) {
   std::abort();
 }
 
-World::World(const Program& program) : program_(program), threads_(program.threads.size()) {
+World::World(const Program& program, bool forks)
+    : program_(program), threads_(program.threads.size()), forks_(forks) {
   // Each run starts with no failure pending from an earlier one.
   ClearSystemAllocFailures();
-  PoolOptions small;
-  small.name = "shared-small";
-  small.object_size = 24;
-  small.min_free = 2;
-  shared_pools_[0] = CreateOrNull(small);
-  PoolOptions limited;
-  limited.name = "shared-limited";
-  limited.object_size = 64;
-  limited.alignment = 64;
-  limited.max_objects = 6;
-  shared_pools_[1] = CreateOrNull(limited);
-  if (shared_pools_[0] == nullptr || shared_pools_[1] == nullptr) {
-    OracleFailure("create_failed", "no memory for the shared pools");
+  for (size_t i = 0; i < kSharedPools; ++i) {
+    shared_pools_[i] = CreateOrNull(SharedPoolOptions(i));
+    if (shared_pools_[i] == nullptr) {
+      OracleFailure("create_failed", "no memory for the shared pools");
+    }
   }
   SetSystemAllocFailures(Conditions().failures);
   SetProcessByteLimit(Conditions().byte_limit);
@@ -136,18 +197,16 @@ void World::Stamp(const Held& held) const {
   for (; i + sizeof(uint64_t) <= size; i += sizeof(uint64_t)) {
     std::memcpy(held.object + i, &held.stamp, sizeof(uint64_t));
   }
-  for (; i < size; ++i) held.object[i] = static_cast<unsigned char>(held.stamp);
+  for (; i < size; ++i) held.object[i] = static_cast<unsigned char>(held.stamp >> (8 * (i % 8)));
 }
 
 void World::CheckStamp(size_t thread, const Held& held, std::string_view when) const {
-  // The image Stamp() writes: whole words of the stamp, then its low byte.
+  // The image Stamp() writes: whole words of the stamp, then its low bytes.
   const size_t size = held.pool->object_size();
-  const size_t words_end = size & ~(sizeof(uint64_t) - 1);
   unsigned char word[sizeof(uint64_t)];
   std::memcpy(word, &held.stamp, sizeof(word));
   for (size_t i = 0; i < size; ++i) {
-    const unsigned char expected =
-        i < words_end ? word[i % sizeof(word)] : static_cast<unsigned char>(held.stamp);
+    const unsigned char expected = word[i % sizeof(word)];
     if (held.object[i] != expected) {
       OracleFailure("double_owner",
                     absl::StrCat("object ", absl::Hex(reinterpret_cast<uintptr_t>(held.object)),
@@ -163,32 +222,107 @@ std::string World::Where(size_t thread) const {
                       ProgramToString(program_));
 }
 
+void World::AllocOne(size_t thread, Pool* pool) {
+  ThreadState& state = threads_[thread];
+  if (pool == nullptr || state.held.size() >= kMaxHeld ||
+      state.held_bytes + pool->object_size() > kMaxHeldBytes) {
+    return;
+  }
+  void* object = pool->Alloc();
+  if (object == nullptr) return;  // A limit, or no memory: both allowed.
+  Held held{pool, static_cast<unsigned char*>(object), NewStamp(thread)};
+  Stamp(held);
+  state.held.push_back(held);
+  state.held_bytes += pool->object_size();
+  state.held_per_pool[PoolIndex(thread, pool)].fetch_add(1, std::memory_order_relaxed);
+}
+
+void World::FreeHeld(size_t thread, size_t slot, std::string_view when) {
+  ThreadState& state = threads_[thread];
+  const Held held = state.held[slot];
+  CheckStamp(thread, held, when);
+  state.held[slot] = state.held.back();
+  state.held.pop_back();
+  state.held_bytes -= held.pool->object_size();
+  held.pool->Free(held.object);
+  state.held_per_pool[PoolIndex(thread, held.pool)].fetch_sub(1, std::memory_order_relaxed);
+}
+
+void World::Give(size_t thread, uint8_t held_arg, uint8_t mailbox_arg) {
+  ThreadState& state = threads_[thread];
+  if (state.held.empty()) return;
+  const size_t slot = held_arg % state.held.size();
+  const Held held = state.held[slot];
+  const size_t pool_index = PoolIndex(thread, held.pool);
+  if (pool_index >= kSharedPools) return;  // Only shared pools' objects travel.
+  Mailbox& mailbox = mailboxes_[mailbox_arg % kMailboxes];
+  int expected = kEmpty;
+  // acquire: pairs with the taker's release of kEmpty (its reads of the item
+  // are done).
+  if (!mailbox.state.compare_exchange_strong(expected, kFilling, std::memory_order_acquire)) {
+    return;  // Full, or another thread is at it.
+  }
+  CheckStamp(thread, held, "before give");
+  state.held[slot] = state.held.back();
+  state.held.pop_back();
+  state.held_bytes -= held.pool->object_size();
+  state.held_per_pool[pool_index].fetch_sub(1, std::memory_order_relaxed);
+  in_mailboxes_[pool_index].fetch_add(1, std::memory_order_relaxed);
+  mailbox.item = held;
+  mailbox.pool_index = pool_index;
+  // release: the item, and the object's stamp, reach the taker.
+  mailbox.state.store(kFull, std::memory_order_release);
+}
+
+void World::Take(size_t thread, uint8_t mailbox_arg) {
+  ThreadState& state = threads_[thread];
+  Mailbox& mailbox = mailboxes_[mailbox_arg % kMailboxes];
+  if (state.held.size() >= kMaxHeld) return;
+  int expected = kFull;
+  // acquire: pairs with the giver's release of kFull.
+  if (!mailbox.state.compare_exchange_strong(expected, kTaking, std::memory_order_acquire)) return;
+  Held held = mailbox.item;
+  const size_t pool_index = mailbox.pool_index;
+  // The giver's stamp must have survived the trip: nobody else owned it.
+  CheckStamp(thread, held, "when taken from a mailbox");
+  held.stamp = NewStamp(thread);
+  Stamp(held);
+  state.held.push_back(held);
+  state.held_bytes += held.pool->object_size();
+  state.held_per_pool[pool_index].fetch_add(1, std::memory_order_relaxed);
+  in_mailboxes_[pool_index].fetch_sub(1, std::memory_order_relaxed);
+  // release: our reads of the item are done before the next giver writes it.
+  mailbox.state.store(kEmpty, std::memory_order_release);
+}
+
+void World::CheckPool(const Pool& pool, size_t held, size_t thread) const {
+  const PoolStats stats = pool.Stats();
+  // A backend whose thread caches count as used (pool/backend_contract.h):
+  // used may exceed what the program holds by what the caches keep.
+  const bool cached_are_used =
+      internal::StatsSemanticsOf<internal::Backend>() == StatsSemantics::kCachedAreUsed;
+  const bool used_ok = cached_are_used ? stats.used >= held : stats.used == held;
+  if (stats.allocated != stats.used + stats.free || !used_ok ||
+      stats.allocated > pool.max_objects()) {
+    OracleFailure("stats_invariant",
+                  absl::StrCat("pool '", pool.name(), "': allocated ", stats.allocated, ", used ",
+                               stats.used, ", free ", stats.free, ", max_objects ",
+                               pool.max_objects(), ", held by the threads and mailboxes ", held,
+                               "; expected allocated == used + free <= max_objects and used ",
+                               cached_are_used ? ">=" : "==", " held; ", Where(thread)));
+  }
+}
+
 void World::RunOp(size_t thread, size_t index) {
   ThreadState& state = threads_[thread];
   const Op& op = program_.threads[thread][index];
   switch (op.kind) {
-    case OpKind::kAlloc: {
-      Pool* pool = PoolFor(thread, op.arg);
-      if (pool == nullptr || state.held.size() >= kMaxHeld) return;
-      void* object = pool->Alloc();
-      if (object == nullptr) return;  // A limit, or no memory: both allowed.
-      Held held{pool, static_cast<unsigned char*>(object), NewStamp(thread)};
-      Stamp(held);
-      state.held.push_back(held);
-      state.held_per_pool[PoolIndex(thread, pool)].fetch_add(1, std::memory_order_relaxed);
+    case OpKind::kAlloc:
+      AllocOne(thread, PoolFor(thread, op.arg));
       return;
-    }
-    case OpKind::kFree: {
-      if (state.held.empty()) return;
-      const size_t slot = op.arg % state.held.size();
-      const Held held = state.held[slot];
-      CheckStamp(thread, held, "before free");
-      state.held[slot] = state.held.back();
-      state.held.pop_back();
-      held.pool->Free(held.object);
-      state.held_per_pool[PoolIndex(thread, held.pool)].fetch_sub(1, std::memory_order_relaxed);
+    case OpKind::kFree:
+      if (!state.held.empty()) FreeHeld(thread, op.arg % state.held.size(), "before free");
       return;
-    }
     case OpKind::kWriteStamp: {
       if (state.held.empty()) return;
       Held& held = state.held[op.arg % state.held.size()];
@@ -197,11 +331,10 @@ void World::RunOp(size_t thread, size_t index) {
       Stamp(held);
       return;
     }
-    case OpKind::kCheckStamp: {
-      if (state.held.empty()) return;
-      CheckStamp(thread, state.held[op.arg % state.held.size()], "on check");
+    case OpKind::kCheckStamp:
+      if (!state.held.empty())
+        CheckStamp(thread, state.held[op.arg % state.held.size()], "on check");
       return;
-    }
     case OpKind::kFlush: {
       Pool* pool = PoolFor(thread, op.arg);
       if (pool != nullptr) pool->Flush();
@@ -214,7 +347,7 @@ void World::RunOp(size_t thread, size_t index) {
       const size_t slot = op.arg % kPrivatePools;
       if (state.private_pools[slot] == nullptr) {
         SetPrivatePool(thread, slot,
-                       CreateOrNull(PrivatePoolOptions(thread, slot, op.arg / kPrivatePools)));
+                       CreateOrNull(PrivatePoolOptions(thread, slot, op.arg, op.arg2)));
       }
       return;
     }
@@ -222,7 +355,7 @@ void World::RunOp(size_t thread, size_t index) {
       const size_t slot = op.arg % kPrivatePools;
       if (state.private_pools[slot] == nullptr) return;
       if (state.held_per_pool[kSharedPools + slot].load(std::memory_order_relaxed) != 0) {
-        return;  // Only empty pools are destroyed.
+        return;  // Only pools with nothing held are destroyed.
       }
       SetPrivatePool(thread, slot, nullptr);
       return;
@@ -230,42 +363,186 @@ void World::RunOp(size_t thread, size_t index) {
     case OpKind::kFailNextSystemAlloc:
       FailNextSystemAllocation();
       return;
+    case OpKind::kGive:
+      Give(thread, op.arg, op.arg2);
+      return;
+    case OpKind::kTake:
+      Take(thread, op.arg);
+      return;
+    case OpKind::kAllocBulk: {
+      Pool* pool = PoolFor(thread, op.arg);
+      if (pool == nullptr) return;
+      const size_t n =
+          std::min(BulkCount(op.arg2), std::max<size_t>(1, (2 << 20) / pool->object_size()));
+      for (size_t i = 0; i < n; ++i) AllocOne(thread, pool);
+      return;
+    }
+    case OpKind::kFreeBulk: {
+      const size_t n = std::min(BulkCount(op.arg), state.held.size());
+      // The newest first: the reverse of their allocation.
+      for (size_t i = 0; i < n; ++i) FreeHeld(thread, state.held.size() - 1, "before free_n");
+      return;
+    }
+    case OpKind::kStats: {
+      const Pool* pool = PoolFor(thread, op.arg);
+      if (pool == nullptr) return;
+      // Mid-run: only what holds at every instant.
+      const PoolStats stats = pool->Stats();
+      if (stats.free > stats.allocated || stats.used > stats.allocated ||
+          stats.allocated > pool->max_objects()) {
+        OracleFailure("stats_invariant",
+                      absl::StrCat("pool '", pool->name(), "' mid-run: allocated ", stats.allocated,
+                                   ", used ", stats.used, ", free ", stats.free, ", max_objects ",
+                                   pool->max_objects(), "; ", Where(thread)));
+      }
+      return;
+    }
+    case OpKind::kReleaseCaches:
+      ReleaseThreadCaches();
+      return;
+    case OpKind::kExitThread:
+      return;  // The executor ends the OS thread.
+    case OpKind::kFork:
+      if (forks_) Fork(thread, op.arg);
+      return;
+    case OpKind::kDumpPools: {
+      const std::string dump = DumpPools(op.arg % 2 ? DumpFormat::kJson : DumpFormat::kText);
+      if (dump.empty()) OracleFailure("dump", "DumpPools() returned nothing; " + Where(thread));
+      return;
+    }
     case OpKind::kNumKinds:
       break;
   }
   OracleFailure("bad_op", absl::StrCat("op kind ", static_cast<int>(op.kind)));
 }
 
+void World::Fork(size_t thread, uint8_t arg) {
+  std::fflush(nullptr);  // Nothing buffered is written twice.
+  const pid_t pid = fork();
+  if (pid < 0) return;  // No process to be had: nothing to test.
+  // In the child only this thread exists (an executor that schedules
+  // threads stops doing so there: fuzz/scheduled.cc), and _exit() skips the
+  // parent's atexit handlers (libFuzzer's, LeakSanitizer's).
+  if (pid == 0) _exit(ForkChild(thread, arg));
+  const auto deadline = std::chrono::steady_clock::now() + kForkChildTimeLimit;
+  int status = 0;
+  pid_t done;
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    OracleFailure("fork_hang",
+                  absl::StrCat("the child of a fork by thread ", thread,
+                               " did not finish its checks in ", kForkChildTimeLimit.count(),
+                               " s (a lock, claim or cache window it inherited was never "
+                               "released?); ",
+                               Where(thread)));
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    OracleFailure(
+        "fork_crash",
+        absl::StrCat("the child of a fork by thread ", thread, " ",
+                     WIFSIGNALED(status) ? absl::StrCat("died of signal ", WTERMSIG(status))
+                                         : absl::StrCat("failed check ", WEXITSTATUS(status)),
+                     " (its report is above); ", Where(thread)));
+  }
+}
+
+int World::ForkChild(size_t thread, uint8_t arg) {
+  // Only this thread exists now. Every pool it can reach must satisfy the
+  // invariants, be usable, and (on request) flush to exactly what is in use
+  // and be destroyed.
+  // (Fixed arrays: the child allocates nothing but what the pools ask the
+  // system for.)
+  std::array<Pool*, kSharedPools + kPrivatePools> pool_array{};
+  size_t pool_count = 0;
+  for (const auto& pool : shared_pools_) pool_array[pool_count++] = pool.get();
+  for (const auto& pool : threads_[thread].private_pools) {
+    if (pool != nullptr) pool_array[pool_count++] = pool.get();
+  }
+  const absl::Span<Pool* const> pools(pool_array.data(), pool_count);
+  auto broken = [](const Pool& pool, const PoolStats& stats, const char* when) {
+    ChildSays(
+        "poolguard fork child: pool '%s' %s: allocated %zu, used %zu, free %zu, "
+        "max_objects %zu\n",
+        pool.name().c_str(), when, stats.allocated, stats.used, stats.free, pool.max_objects());
+  };
+  for (Pool* pool : pools) {
+    const PoolStats stats = pool->Stats();
+    if (stats.allocated != stats.used + stats.free || stats.allocated > pool->max_objects()) {
+      broken(*pool, stats, "as inherited");
+      return 10;
+    }
+  }
+  // Use one: allocate, stamp, check, free; `used` comes back exactly.
+  Pool& pool = *pools[arg % pools.size()];
+  const PoolStats before = pool.Stats();
+  std::array<unsigned char*, 8> objects{};
+  size_t allocated = 0;
+  for (int i = 0; i < 1 + (arg >> 2) % 8; ++i) {
+    auto* object = static_cast<unsigned char*>(pool.Alloc());
+    if (object == nullptr) break;  // A limit (or injected failure): allowed.
+    std::memset(object, 0xc5 + i, pool.object_size());
+    objects[allocated++] = object;
+  }
+  const PoolStats during = pool.Stats();
+  if (during.used != before.used + allocated) {
+    broken(pool, during, "after the child's allocations");
+    return 11;
+  }
+  for (size_t i = 0; i < allocated; ++i) {
+    for (size_t b = 0; b < pool.object_size(); ++b) {
+      if (objects[i][b] != static_cast<unsigned char>(0xc5 + i)) {
+        ChildSays("poolguard fork child: pool '%s' handed object %p to two owners\n",
+                  pool.name().c_str(), static_cast<void*>(objects[i]));
+        return 12;
+      }
+    }
+    pool.Free(objects[i]);
+  }
+  if (pool.Stats().used != before.used) {
+    broken(pool, pool.Stats(), "after the child freed what it allocated");
+    return 13;
+  }
+  if (arg & 0x20) {
+    // Flushed, a pool holds exactly what is in use: every free object went,
+    // also those the other threads' caches held.
+    for (Pool* p : pools) {
+      p->Flush();
+      const PoolStats stats = p->Stats();
+      if (stats.free != 0 || stats.allocated != stats.used) {
+        broken(*p, stats, "after a flush");
+        return 14;
+      }
+    }
+  }
+  if (arg & 0x40) GcAll();
+  if (arg & 0x80) {
+    // This thread's private pools with nothing in use are destroyed.
+    for (auto& p : threads_[thread].private_pools) {
+      if (p != nullptr && p->Stats().used == 0) p.reset();
+    }
+  }
+  return 0;
+}
+
 void World::FinishThread(size_t thread) {
   ThreadState& state = threads_[thread];
-  while (!state.held.empty()) {
-    const Held held = state.held.back();
-    state.held.pop_back();
-    CheckStamp(thread, held, "at thread exit");
-    held.pool->Free(held.object);
-    state.held_per_pool[PoolIndex(thread, held.pool)].fetch_sub(1, std::memory_order_relaxed);
-  }
+  while (!state.held.empty()) FreeHeld(thread, state.held.size() - 1, "at thread exit");
   // Private pools stay until FinishRun(): other threads' GcAll() may still be
   // working on them, so their stats are checked only once all is quiet.
 }
 
 void World::CheckQuiescent(size_t checker) const {
-  auto check = [&](const Pool& pool, size_t held) {
-    const PoolStats stats = pool.Stats();
-    if (stats.allocated != stats.used + stats.free || stats.used != held) {
-      OracleFailure(
-          "stats_invariant",
-          absl::StrCat("pool '", pool.name(), "': allocated ", stats.allocated, ", used ",
-                       stats.used, ", free ", stats.free, ", held by the threads ", held,
-                       "; expected allocated == used + free and used == held; ", Where(0)));
-    }
-  };
   for (size_t i = 0; i < kSharedPools; ++i) {
-    size_t held = 0;
+    size_t held = in_mailboxes_[i].load(std::memory_order_relaxed);
     for (const ThreadState& state : threads_) {
       held += state.held_per_pool[i].load(std::memory_order_relaxed);
     }
-    check(*shared_pools_[i], held);
+    CheckPool(*shared_pools_[i], held, checker == kAllThreads ? 0 : checker);
   }
   for (size_t t = 0; t < threads_.size(); ++t) {
     if (checker != kAllThreads && checker != t) continue;
@@ -273,7 +550,8 @@ void World::CheckQuiescent(size_t checker) const {
     for (size_t slot = 0; slot < kPrivatePools; ++slot) {
       const Pool* pool = state.private_pool_view[slot].load(std::memory_order_relaxed);
       if (pool != nullptr) {
-        check(*pool, state.held_per_pool[kSharedPools + slot].load(std::memory_order_relaxed));
+        CheckPool(*pool, state.held_per_pool[kSharedPools + slot].load(std::memory_order_relaxed),
+                  t);
       }
     }
   }
@@ -281,9 +559,21 @@ void World::CheckQuiescent(size_t checker) const {
 
 void World::FinishRun() {
   finished_ = true;
-  // The threads are done: lift the run's conditions (nothing below allocates).
+  // The threads are done: lift the run's conditions (nothing below allocates
+  // from the system).
   ClearSystemAllocFailures();
   SetProcessByteLimit(0);
+  // What is left in mailboxes goes back (after its stamp is checked).
+  for (Mailbox& mailbox : mailboxes_) {
+    if (mailbox.state.load(std::memory_order_acquire) != kFull) continue;
+    CheckStamp(0, mailbox.item, "left in a mailbox");
+    mailbox.item.pool->Free(mailbox.item.object);
+    in_mailboxes_[mailbox.pool_index].fetch_sub(1, std::memory_order_relaxed);
+    mailbox.state.store(kEmpty, std::memory_order_relaxed);
+  }
+  // Whatever this thread's caches hold goes back too: the stats below are
+  // then exact whatever the backend's stats semantics.
+  ReleaseThreadCaches();
   CheckQuiescent(kAllThreads);
   auto check_empty = [this](Pool& pool, std::string_view when) {
     const PoolStats stats = pool.Stats();

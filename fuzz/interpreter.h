@@ -2,16 +2,26 @@
 // checks the oracles that sanitizers cannot see.
 //
 // One World serves one run of one program. Threads call RunOp() with their
-// own index only; how they interleave is the executor's business (real
-// threads for the free-running executor and the stress tests, one thread at a
-// time for the scheduler). The oracles:
+// own index only; how they interleave, and on which OS thread each op runs,
+// is the executor's business (real threads for the free-running executor and
+// the stress tests, one thread at a time for the scheduler). A program
+// thread's state (what it holds, its private pools) belongs to the program
+// thread, not to an OS thread: after an exit_thread op, the OS thread that
+// takes its place carries on with it. The oracles:
 //   - owner stamps: every held object carries its owner's stamp in every word;
 //     a stamp changed by anyone else means the object had two owners (or was
-//     written by the pool while in use);
+//     written by the pool while in use); an object handed through a mailbox
+//     is checked by its taker against its giver's stamp;
 //   - stats invariants at quiescent points (no op in flight): for every pool,
-//     allocated == used + free and used == the objects the threads hold;
-//   - at the end, after every thread has freed what it held and the shared
-//     pools are flushed: allocated == used == 0.
+//     allocated == used + free, allocated <= max_objects, and used == the
+//     objects the threads hold plus those in mailboxes (for a backend whose
+//     caches count as used, pool/backend_contract.h: used >= that, and equal
+//     once every thread's cache went back);
+//   - allocated <= max_objects also at any instant (stats op);
+//   - fork: a child that hangs (fork_hang) or crashes, or whose inherited
+//     pools break the same invariants (fork_crash, with what broke);
+//   - at the end, after every thread has freed what it held, the mailboxes
+//     are emptied and the pools flushed: allocated == used == 0.
 // A failed oracle prints what failed, the op and the program, then aborts:
 // libFuzzer records that as a crash, a test as a failure.
 
@@ -34,7 +44,8 @@
 namespace poolguard::fuzz {
 
 // Reports an oracle failure and aborts. `oracle` is a short stable name
-// ("double_owner", "stats_invariant", "hang", ...) that triage tools parse.
+// ("double_owner", "stats_invariant", "hang", "fork_hang", ...) that triage
+// tools parse.
 [[noreturn]] void OracleFailure(std::string_view oracle, const std::string& message);
 
 // Text OracleFailure() appends to every report (the executor's schedule, for
@@ -45,7 +56,10 @@ void SetFailureContext(std::string context);
 // are always created), and lifts at the end of its run: failure injection
 // and the process byte limit (pool/limits.h). The default comes from the
 // environment: POOLGUARD_FAIL_EVERY_NTH=N fails every Nth request to the
-// system (how CI runs the fuzz corpora with injection on), else none.
+// system (how CI runs the fuzz corpora with injection on); and
+// POOLGUARD_FAIL_MEMBARRIER=N makes membarrier() fail from its Nth call on
+// for the rest of the process (how the coverage run reaches the heavy
+// barrier's fallback).
 struct RunConditions {
   SystemAllocFailures failures;
   size_t byte_limit = 0;
@@ -56,13 +70,20 @@ void SetRunConditions(const RunConditions& conditions);
 class World {
  public:
   // Pools every thread uses: created before the threads start, destroyed after.
-  static constexpr size_t kSharedPools = 2;
+  static constexpr size_t kSharedPools = 4;
   // Pools each thread creates and destroys itself (create/destroy ops).
-  static constexpr size_t kPrivatePools = 2;
-  // Objects one thread may hold at once; further allocs are no-ops.
-  static constexpr size_t kMaxHeld = 24;
+  static constexpr size_t kPrivatePools = 8;
+  // Slots through which threads hand objects of the shared pools over.
+  static constexpr size_t kMailboxes = 4;
+  // Objects, and bytes of them, one thread may hold at once; allocs beyond
+  // are skipped.
+  static constexpr size_t kMaxHeld = 4096;
+  static constexpr size_t kMaxHeldBytes = 16 << 20;
 
-  explicit World(const Program& program);
+  // `forks`: whether fork ops fork (otherwise they do nothing). An executor
+  // whose other threads may be inside malloc() at a fork turns them off
+  // where the C library's allocator is not fork-safe (fuzz/free_running.cc).
+  explicit World(const Program& program, bool forks = true);
   // Runs the final checks (see FinishRun) if not done yet.
   ~World();
 
@@ -71,12 +92,15 @@ class World {
 
   size_t num_threads() const { return threads_.size(); }
   size_t num_ops(size_t thread) const { return program_.threads[thread].size(); }
+  const Op& op(size_t thread, size_t index) const { return program_.threads[thread][index]; }
 
   // Runs op `index` of thread `thread`. Only thread `thread` may call this
-  // with that index, and its ops must run in order.
+  // with that index, and its ops must run in order. An exit_thread op does
+  // nothing here: ending the OS thread is the executor's part.
   void RunOp(size_t thread, size_t index);
 
-  // Frees what thread `thread` still holds and destroys its private pools.
+  // Frees what thread `thread` still holds (its private pools stay until
+  // FinishRun()).
   void FinishThread(size_t thread);
 
   // Checks the stats invariants of the shared pools and of the private pools
@@ -87,8 +111,8 @@ class World {
   static constexpr size_t kAllThreads = ~size_t{0};
   void CheckQuiescent(size_t checker) const;
 
-  // After every FinishThread(): flushes the shared pools and checks that
-  // nothing is left. REQUIRES: no thread running.
+  // After every FinishThread(): empties the mailboxes, flushes every pool and
+  // checks that nothing is left. REQUIRES: no thread running.
   void FinishRun();
 
  private:
@@ -98,8 +122,9 @@ class World {
     uint64_t stamp;
   };
   struct ThreadState {
-    // Owned by the thread itself.
+    // Owned by the program thread (whichever OS thread runs it).
     std::vector<Held> held;
+    size_t held_bytes = 0;
     std::array<std::unique_ptr<Pool>, kPrivatePools> private_pools;
     uint64_t next_serial = 0;
     // What CheckQuiescent() reads of other threads, mirrored in atomics: the
@@ -110,6 +135,16 @@ class World {
     // run's end, see CheckQuiescent.)
     std::array<std::atomic<size_t>, kSharedPools + kPrivatePools> held_per_pool{};
     std::array<std::atomic<Pool*>, kPrivatePools> private_pool_view{};
+  };
+  // A mailbox: empty, being filled, full, being emptied. A giver moves it
+  // kEmpty -> kFilling (CAS), writes `item`, then kFull (release); a taker
+  // kFull -> kTaking (CAS, acquire), reads `item`, then kEmpty (release). So
+  // the item's fields and the object's stamp pass with the object.
+  enum : int { kEmpty, kFilling, kFull, kTaking };
+  struct Mailbox {
+    std::atomic<int> state{kEmpty};
+    Held item{};
+    size_t pool_index = 0;
   };
 
   // Index of `pool` among the pools thread `thread` can reach (shared first).
@@ -122,9 +157,25 @@ class World {
   void CheckStamp(size_t thread, const Held& held, std::string_view when) const;
   std::string Where(size_t thread) const;
 
+  // The ops with more to them than a few lines.
+  void AllocOne(size_t thread, Pool* pool);
+  void FreeHeld(size_t thread, size_t slot, std::string_view when);
+  void Give(size_t thread, uint8_t held_arg, uint8_t mailbox_arg);
+  void Take(size_t thread, uint8_t mailbox_arg);
+  void Fork(size_t thread, uint8_t arg);
+  // In the child: the checks `arg` picks; returns 0 or a failure code (and
+  // has written what failed to stderr).
+  int ForkChild(size_t thread, uint8_t arg);
+  // The stats invariants of one pool; `held` is what the program holds of it.
+  void CheckPool(const Pool& pool, size_t held, size_t thread) const;
+
   const Program& program_;
   std::array<std::unique_ptr<Pool>, kSharedPools> shared_pools_;
   std::vector<ThreadState> threads_;
+  std::array<Mailbox, kMailboxes> mailboxes_;
+  // Objects of each shared pool now in a mailbox (kFull or being moved).
+  std::array<std::atomic<size_t>, kSharedPools> in_mailboxes_{};
+  const bool forks_;
   bool finished_ = false;
 };
 

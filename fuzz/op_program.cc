@@ -26,10 +26,46 @@ std::string_view OpKindName(OpKind kind) {
       return "destroy_pool";
     case OpKind::kFailNextSystemAlloc:
       return "fail_next_system_alloc";
+    case OpKind::kGive:
+      return "give";
+    case OpKind::kTake:
+      return "take";
+    case OpKind::kAllocBulk:
+      return "alloc_n";
+    case OpKind::kFreeBulk:
+      return "free_n";
+    case OpKind::kStats:
+      return "stats";
+    case OpKind::kReleaseCaches:
+      return "release_caches";
+    case OpKind::kExitThread:
+      return "exit_thread";
+    case OpKind::kFork:
+      return "fork";
+    case OpKind::kDumpPools:
+      return "dump_pools";
     case OpKind::kNumKinds:
       break;
   }
   return "?";
+}
+
+bool TakesArg2(OpKind kind) {
+  return kind == OpKind::kCreatePool || kind == OpKind::kGive || kind == OpKind::kAllocBulk;
+}
+
+size_t BulkCount(uint8_t code) {
+  // Around the sizes that matter to a cache: its initial 64 and half of it,
+  // one past them, doubled, and beyond twice the largest cache (1024) plus a
+  // batch of it (512).
+  static constexpr size_t kCounts[16] = {2,   7,   16,  33,  64,   65,   100,  129,
+                                         200, 300, 513, 700, 1025, 1500, 2049, 2600};
+  return kCounts[code % 16];
+}
+
+ExitOp DecodeExit(uint8_t arg) {
+  const auto phase = static_cast<ExitPhase>(arg % 3);
+  return ExitOp{phase, phase == ExitPhase::kReturn ? size_t{0} : size_t{(arg / 3) % 4u}};
 }
 
 Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed) {
@@ -43,16 +79,36 @@ Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed) {
   size_t ops = 0;
   while (pos + 2 <= bytes.size() && ops < max_ops) {
     const uint8_t head = bytes[pos];
-    const uint8_t arg = bytes[pos + 1];
+    const auto kind = static_cast<OpKind>((head & 0x3f) % static_cast<uint8_t>(OpKind::kNumKinds));
+    Op op{kind, bytes[pos + 1]};
     pos += 2;
+    if (TakesArg2(kind)) {
+      // A missing last byte reads as 0: every byte string still decodes.
+      op.arg2 = pos < bytes.size() ? bytes[pos] : 0;
+      pos = std::min(pos + 1, bytes.size());
+    }
     ++ops;
-    std::vector<Op>& thread = program.threads[(head >> 4) % threads];
+    std::vector<Op>& thread = program.threads[(head >> 6) % threads];
     if (thread.size() >= Program::kMaxOpsPerThread) continue;
-    thread.push_back(
-        Op{static_cast<OpKind>((head & 0x0f) % static_cast<uint8_t>(OpKind::kNumKinds)), arg});
+    thread.push_back(op);
   }
   if (consumed != nullptr) *consumed = pos;
   return program;
+}
+
+std::vector<uint8_t> EncodeProgram(const Program& program) {
+  std::vector<uint8_t> bytes;
+  bytes.push_back(static_cast<uint8_t>(program.threads.size() - Program::kMinThreads));
+  // Thread by thread: the decoder does not care about the order between
+  // threads, only within one.
+  for (size_t t = 0; t < program.threads.size(); ++t) {
+    for (const Op& op : program.threads[t]) {
+      bytes.push_back(static_cast<uint8_t>((t << 6) | static_cast<uint8_t>(op.kind)));
+      bytes.push_back(op.arg);
+      if (TakesArg2(op.kind)) bytes.push_back(op.arg2);
+    }
+  }
+  return bytes;
 }
 
 Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
@@ -67,8 +123,9 @@ Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
   Program program;
   program.threads.resize(options.threads);
   for (size_t t = 0; t < options.threads; ++t) {
-    const uint32_t mask =
-        t < options.kinds_per_thread.size() ? options.kinds_per_thread[t] & kAllKinds : kAllKinds;
+    const uint32_t mask = t < options.kinds_per_thread.size()
+                              ? options.kinds_per_thread[t] & kAllKinds
+                              : kDefaultRandomKinds;
     std::vector<OpKind> kinds;
     for (int k = 0; k < static_cast<int>(OpKind::kNumKinds); ++k) {
       if (mask & (uint32_t{1} << k)) kinds.push_back(static_cast<OpKind>(k));
@@ -76,7 +133,8 @@ Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
     if (kinds.empty()) continue;
     for (size_t i = 0; i < options.ops_per_thread; ++i) {
       const uint64_t r = next();
-      program.threads[t].push_back(Op{kinds[r % kinds.size()], static_cast<uint8_t>(r >> 32)});
+      program.threads[t].push_back(Op{kinds[r % kinds.size()], static_cast<uint8_t>(r >> 32),
+                                      static_cast<uint8_t>(r >> 40)});
     }
   }
   return program;
@@ -90,7 +148,9 @@ std::string ProgramToString(const Program& program, size_t max_ops_per_thread) {
     // Long (generated) programs are listed in part; they replay from their seed.
     const size_t shown = std::min(ops.size(), max_ops_per_thread);
     for (size_t i = 0; i < shown; ++i) {
-      absl::StrAppend(&out, " ", OpKindName(ops[i].kind), "(", ops[i].arg, ")");
+      absl::StrAppend(&out, " ", OpKindName(ops[i].kind), "(", ops[i].arg);
+      if (TakesArg2(ops[i].kind)) absl::StrAppend(&out, ",", ops[i].arg2);
+      absl::StrAppend(&out, ")");
     }
     if (shown < ops.size()) absl::StrAppend(&out, " ... (", ops.size(), " ops)");
     absl::StrAppend(&out, "\n");

@@ -1,9 +1,29 @@
 // The op language: what fuzzers, stress tests and the soak test run.
 //
-// A program is 2 to 4 threads, each a bounded sequence of ops on a small set
-// of pools. Bytes decode into a program with DecodeProgram(); every byte
+// A program is 2 to 4 threads, each a bounded sequence of ops on a set of
+// pools: shared ones every thread uses, and private ones each thread creates
+// and destroys. Bytes decode into a program with DecodeProgram(); every byte
 // string decodes to a valid program (none is rejected), so a fuzzer's
 // mutations are never wasted and a crash input always replays.
+//
+// What the ops reach, beyond alloc and free: objects handed from thread to
+// thread through mailboxes (and freed on the other thread); bulk allocs and
+// frees of up to 2600 objects, which fill thread caches past their largest
+// size and empty them; pool shapes from 1-byte objects to 64 KiB, alignments
+// up to 4096, min_free and max_objects variants, up to 8 private pools per
+// thread created and destroyed (so a program has over 20 live pools, and a
+// destroyed pool's slots are reused); a thread that ends mid-program, its
+// last ops run in its thread_local or pthread key destructors, and a new
+// thread that takes its place (on the dead one's stack and TLS); fork while
+// other threads are mid-operation, the child using its inherited pools.
+//
+// Format, version 2 (fuzz/make_seed_corpus.py writes it):
+//   byte 0:        thread count, 2 + byte % 3
+//   then per op:   head = (thread << 6) | kind (kind taken modulo kNumKinds),
+//                  arg, and a second byte `arg2` for the kinds that take one
+//                  (create_pool, give, alloc_n).
+// Inputs of version 1 (head = (thread << 4) | kind, no arg2) still decode to
+// valid programs, different ones.
 
 #ifndef POOLGUARD_FUZZ_OP_PROGRAM_H_
 #define POOLGUARD_FUZZ_OP_PROGRAM_H_
@@ -11,12 +31,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/types/span.h"
 
 namespace poolguard::fuzz {
 
+// New kinds go at the end: inputs name kinds by number.
 enum class OpKind : uint8_t {
   kAlloc,                // alloc from pool `arg`; the object is stamped and held
   kFree,                 // free held object `arg` (after checking its stamp)
@@ -24,51 +46,86 @@ enum class OpKind : uint8_t {
   kCheckStamp,           // check the stamp of held object `arg`
   kFlush,                // flush pool `arg`
   kGcAll,                // GcAll()
-  kCreatePool,           // create private pool `arg` (if absent), shape from `arg`
-  kDestroyPool,          // destroy private pool `arg` if it is empty
+  kCreatePool,           // create private pool `arg` (slot, limits), shape `arg2`
+  kDestroyPool,          // destroy private pool `arg` if nothing of it is held
   kFailNextSystemAlloc,  // make the next request to the system fail
+  kGive,                 // put held object `arg` of a shared pool in mailbox `arg2`
+  kTake,                 // take the object in mailbox `arg`, if any, and hold it
+  kAllocBulk,            // alloc BulkCount(arg2) objects from pool `arg`
+  kFreeBulk,             // free BulkCount(arg) held objects, the newest first
+  kStats,                // Stats() of pool `arg` while others run (sane, never torn)
+  kReleaseCaches,        // ReleaseThreadCaches()
+  kExitThread,           // end this thread (how: `arg`); a new one runs the rest
+  kFork,                 // fork(); the child runs the checks `arg` picks and exits
+  kDumpPools,            // DumpPools() while others run
   kNumKinds,
 };
 
 std::string_view OpKindName(OpKind kind);
+// Whether ops of this kind carry a second byte.
+bool TakesArg2(OpKind kind);
 
 struct Op {
   OpKind kind;
-  // Pool index or held-object index, taken modulo what exists when the op
-  // runs, so that every value is valid.
+  // Indexes (pools, held objects, mailboxes) are taken modulo what exists
+  // when the op runs, so that every value is valid.
   uint8_t arg;
+  uint8_t arg2 = 0;
 };
+
+// How many objects alloc_n/free_n move: arg2 (alloc_n) or arg (free_n)
+// modulo 16 picks one of 2 .. 2600; at most 2 MiB of objects per op.
+size_t BulkCount(uint8_t code);
+
+// kExitThread's `arg`: how the thread ends, and how many of the ops after
+// the exit run in its destructors (the rest run on a new thread).
+enum class ExitPhase : uint8_t {
+  kReturn,                 // the thread function returns; nothing after it
+  kThreadLocalDestructor,  // the next ops run in a C++ thread_local destructor
+  kKeyDestructor,          // the next ops run in a pthread key destructor
+};
+struct ExitOp {
+  ExitPhase phase;
+  size_t ops_in_destructor;  // 0 to 3 (0 for kReturn)
+};
+ExitOp DecodeExit(uint8_t arg);
 
 struct Program {
   static constexpr size_t kMinThreads = 2;
   static constexpr size_t kMaxThreads = 4;
-  static constexpr size_t kMaxOpsPerThread = 48;
+  static constexpr size_t kMaxOpsPerThread = 64;
 
   // threads[t] is the op sequence of thread t; 2 to 4 of them.
   std::vector<std::vector<Op>> threads;
 };
 
-// Decodes `bytes` into a program: the first byte picks the thread count, then
-// each pair of bytes is one op (thread, kind in the first; arg in the second).
-// Ops beyond a thread's limit are dropped. Returns the bytes consumed, so that
-// callers can decode a schedule from the rest.
+// Decodes `bytes` into a program (the format above). Ops beyond a thread's
+// limit are dropped. Returns the bytes consumed, so that callers can decode
+// a schedule from the rest.
 Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed = nullptr);
+
+// The inverse, for seed corpora and tests: DecodeProgram(EncodeProgram(p))
+// is p (given a valid p).
+std::vector<uint8_t> EncodeProgram(const Program& program);
 
 // A program drawn from a seed, for stress and soak tests: `threads` threads of
 // `ops_per_thread` ops each (any length; the per-thread bound applies only to
-// decoded programs). Thread t draws only the kinds set in kinds_of_thread(t),
-// a bit mask over OpKind (bit k = OpKind k).
+// decoded programs). Thread t draws only the kinds set in kinds_per_thread[t],
+// a bit mask over OpKind (bit k = OpKind k); by default every thread draws
+// kDefaultRandomKinds.
 struct RandomProgramOptions {
   size_t threads = 4;
   size_t ops_per_thread = 1000;
-  // By default every thread draws every kind.
-  std::vector<uint32_t> kinds_per_thread;  // empty: all kinds for all threads
+  std::vector<uint32_t> kinds_per_thread;  // empty: kDefaultRandomKinds for all
 };
 Program RandomProgram(uint64_t seed, const RandomProgramOptions& options);
 
 // Bit mask helpers for RandomProgramOptions::kinds_per_thread.
 constexpr uint32_t KindBit(OpKind kind) { return uint32_t{1} << static_cast<int>(kind); }
 constexpr uint32_t kAllKinds = (uint32_t{1} << static_cast<int>(OpKind::kNumKinds)) - 1;
+// Every kind but fork (a fork costs milliseconds; long random programs ask
+// for it on purpose).
+constexpr uint32_t kDefaultRandomKinds = kAllKinds & ~KindBit(OpKind::kFork);
 
 // A human-readable listing, a line per thread, for crash reports; at most
 // `max_ops_per_thread` ops of each thread are shown.

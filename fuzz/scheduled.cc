@@ -1,11 +1,14 @@
 #include "fuzz/scheduled.h"
 
+#include <pthread.h>
 #include <sched.h>
 
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "fuzz/interpreter.h"
@@ -24,10 +27,48 @@ extern "C" void AnnotateIgnoreSyncBegin(const char* file, int line);
 extern "C" void AnnotateIgnoreSyncEnd(const char* file, int line);
 #endif
 
+// The interleaving feedback (see scheduled.h): libFuzzer adds every counter
+// of this section to its features, as it does its own coverage counters.
+// 8-bit counters, saturating; written only by the thread that holds the
+// scheduler's baton (relaxed atomics: the hand-offs are hidden from TSan),
+// read by libFuzzer after every thread of the run has been joined.
+extern "C" {
+__attribute__((section("__libfuzzer_extra_counters"), used))
+uint8_t poolguard_interleaving_counters[1 << 16];
+}
+
 namespace poolguard::fuzz {
 namespace {
 
 constexpr int kNone = -1;
+constexpr size_t kCounters = sizeof(poolguard_interleaving_counters);
+// The site of the executor's own point before each op, and of a thread's end.
+constexpr uint32_t kOpBoundarySite = internal::SchedSiteId("op boundary", 0);
+constexpr uint32_t kThreadEndSite = internal::SchedSiteId("thread end", 0);
+
+bool FeedbackEnabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("POOLGUARD_INTERLEAVING_FEEDBACK");
+    return value == nullptr || std::string_view(value) != "0";
+  }();
+  return enabled;
+}
+
+// In a fork child only the forking thread exists: no scheduling at all from
+// the first instruction on, which means before poolguard's own fork handlers
+// run in the child (they take and release locks: schedule points). So this
+// handler is registered at start-up, before any pool exists, and child
+// handlers run in the order they were registered.
+std::atomic<bool> g_in_fork_child{false};
+void StopSchedulingInForkChild() {
+  g_in_fork_child.store(true, std::memory_order_relaxed);
+#if defined(POOLGUARD_SCHEDULE_POINTS)
+  poolguard::internal::SetSchedPointHook(nullptr);
+#endif
+}
+[[maybe_unused]] const bool g_fork_handler_installed = [] {
+  return pthread_atfork(nullptr, nullptr, &StopSchedulingInForkChild) == 0;
+}();
 
 // Hides the scheduler's own hand-off from TSan (no-op elsewhere).
 // POOLGUARD_TSAN_SEE_HANDOFFS=1 in the environment turns the hiding off: the
@@ -47,7 +88,7 @@ class HiddenFromTsan {
   }
 
  private:
-  static bool Enabled() {
+  [[maybe_unused]] static bool Enabled() {
     static const bool enabled = [] {
       const char* see = std::getenv("POOLGUARD_TSAN_SEE_HANDOFFS");
       return see == nullptr || std::string_view(see) != "1";
@@ -56,42 +97,72 @@ class HiddenFromTsan {
   }
 };
 
-// All mutable state is atomic: the hand-off is hidden from TSan, so plain
-// fields shared by the serialized threads would be reported as races of the
+// One program thread's ops past an exit_thread op that run in the ending OS
+// thread's destructors (thread_local or pthread key).
+struct Deferred {
+  class Scheduler* scheduler = nullptr;
+  size_t slot = 0;
+  size_t begin = 0;
+  size_t end = 0;
+};
+
+// All mutable state shared by the serialized threads is atomic: the hand-off
+// is hidden from TSan, so plain fields would be reported as races of the
 // scheduler itself. Threads run one at a time, so relaxed order suffices for
 // everything but `current_`, whose acquire/release orders the hand-off.
+//
+// Program threads and OS threads: each program thread ("slot") has a carrier
+// OS thread. Ops up to an exit_thread op run on a new OS thread (an
+// incarnation) that really ends there, with the ops the exit op names run in
+// its thread_local or pthread key destructor; the carrier waits for it (at no
+// schedule point, holding nothing), then takes the slot on. So a thread's
+// real exit, and glibc's reuse of its stack and TLS for the next one, happen
+// under the scheduler: every schedule point of the exit (the backends' exit
+// hooks too) is a step of the schedule, and the run replays exactly.
 class Scheduler {
  public:
   Scheduler(const Schedule& schedule, World& world)
       : schedule_(schedule), world_(world), threads_(world.num_threads()) {
     for (size_t t = 0; t < threads_; ++t) {
       priority_[t].store(schedule.priorities[t] + 1, std::memory_order_relaxed);
+      last_site_[t].store(kOpBoundarySite, std::memory_order_relaxed);
     }
     current_.store(PickNext(), std::memory_order_relaxed);
   }
 
-  // Runs on thread `me`: waits for its first turn, runs its ops, leaves.
-  void RunThread(size_t me) {
-    tls_scheduler_ = this;
-    tls_me_ = static_cast<int>(me);
+  // The carrier of slot `me`: waits for its first turn, runs its ops (those
+  // before each exit_thread on a new OS thread), finishes it, leaves.
+  void RunSlot(size_t me) {
+    Attach(me);
     WaitForTurn(me);
     const size_t ops = world_.num_ops(me);
-    for (size_t i = 0; i < ops; ++i) {
-      // Between ops: a schedule point, and a quiescent point if no other
-      // thread is inside an op.
-      Step(me, Schedule::kOpBoundary);
-      if (in_op_.load(std::memory_order_relaxed) == 0) CheckQuiescentUnscheduled(me);
-      in_op_.fetch_add(1, std::memory_order_relaxed);
-      world_.RunOp(me, i);
+    for (size_t i = 0; i < ops;) {
+      size_t exit = i;
+      while (exit < ops && world_.op(me, exit).kind != OpKind::kExitThread) ++exit;
+      if (exit == ops) {
+        RunOps(me, i, ops);
+        break;
+      }
+      const ExitOp how = DecodeExit(world_.op(me, exit).arg);
+      const size_t after = std::min(ops, exit + 1 + how.ops_in_destructor);
+      std::thread incarnation([this, me, i, exit, after, how] {
+        Attach(me);
+        RunIncarnation(me, i, exit, after, how.phase);
+      });
+      incarnation.join();
+      // The incarnation ended holding the baton (current_ == me): the carrier
+      // has it now. Its exit is over: quiescent points can be again.
       in_op_.fetch_sub(1, std::memory_order_relaxed);
+      Attach(me);
+      i = after;
     }
-    Step(me, Schedule::kOpBoundary);
+    Step(me, Schedule::kOpBoundary, kOpBoundarySite);
     in_op_.fetch_add(1, std::memory_order_relaxed);
     world_.FinishThread(me);
-    // The thread's caches go back now, while the scheduler controls it: its
-    // real exit, after the scheduler let go, then has nothing to do (no lock
-    // taken by a thread no scheduler runs, which a scheduled thread could
-    // wait for and be called hung).
+    // The thread's caches go back now, while the scheduler controls it: the
+    // carrier's real exit, after the scheduler let go, then has nothing to do
+    // (no lock taken by a thread no scheduler runs, which a scheduled thread
+    // could wait for and be called hung).
     ReleaseThreadCaches();
     in_op_.fetch_sub(1, std::memory_order_relaxed);
     // acq_rel, and visible to TSan (not a hidden hand-off): like a join, it
@@ -107,23 +178,101 @@ class Scheduler {
     finished_[me].store(true, std::memory_order_relaxed);
     ClearWaiting();
     const int next = PickNext();
-    tls_scheduler_ = nullptr;
-    tls_me_ = kNone;
-    HiddenFromTsan hidden;
-    // release: the next thread sees everything this one did (the hand-off's
-    // edge is hidden from TSan, not from the hardware).
-    current_.store(next, std::memory_order_release);
+    if (next != kNone) Feedback(kThreadEndSite, last_site_[next].load(std::memory_order_relaxed));
+    Detach();
+    {
+      HiddenFromTsan hidden;
+      // release: the next thread sees everything this one did (the hand-off's
+      // edge is hidden from TSan, not from the hardware).
+      current_.store(next, std::memory_order_release);
+    }
+    // This OS thread does not end before the whole run has: a thread's
+    // teardown (its allocator caches going back, under the allocator's
+    // lock) must not overlap another thread's fork(), whose child would
+    // inherit that lock held (AddressSanitizer's allocator has no fork
+    // handlers in clang 14).
+    while (remaining_.load(std::memory_order_acquire) != 0 ||
+           current_.load(std::memory_order_acquire) != kNone) {
+      sched_yield();
+    }
   }
 
-  static void Hook(poolguard::internal::SchedPoint point) {
+  static void Hook(poolguard::internal::SchedPoint point, uint32_t site) {
     static_assert(poolguard::internal::kSchedPointKinds == Schedule::kPoolPointKinds,
                   "Schedule::kPoolPointKinds must count the SchedPoint kinds");
     Scheduler* scheduler = tls_scheduler_;
-    if (scheduler == nullptr) return;  // Not a controlled thread.
-    scheduler->Step(static_cast<size_t>(tls_me_), static_cast<int>(point));
+    // Not a controlled thread, or a fork child (where only one thread is).
+    if (scheduler == nullptr || g_in_fork_child.load(std::memory_order_relaxed)) return;
+    scheduler->Step(static_cast<size_t>(tls_me_), static_cast<int>(point), site);
+  }
+
+  // A deferred segment, run from a destructor of the ending OS thread.
+  void RunDeferred(const Deferred& deferred) {
+    RunOps(deferred.slot, deferred.begin, deferred.end);
   }
 
  private:
+  void Attach(size_t me) {
+    tls_scheduler_ = this;
+    tls_me_ = static_cast<int>(me);
+  }
+  static void Detach() {
+    tls_scheduler_ = nullptr;
+    tls_me_ = kNone;
+  }
+
+  // Ops [begin, end) of slot `me`, each after a schedule point, with a
+  // quiescent check when no other thread is inside an op.
+  void RunOps(size_t me, size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      Step(me, Schedule::kOpBoundary, kOpBoundarySite);
+      if (in_op_.load(std::memory_order_relaxed) == 0) CheckQuiescentUnscheduled(me);
+      in_op_.fetch_add(1, std::memory_order_relaxed);
+      world_.RunOp(me, i);
+      in_op_.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+
+  // On a fresh OS thread: ops [begin, exit), the exit op, and then the end of
+  // the thread in the way the exit op says.
+  void RunIncarnation(size_t me, size_t begin, size_t exit, size_t after, ExitPhase phase) {
+    RunOps(me, begin, exit + 1);  // The exit op itself is a no-op in the World.
+    // From the exit op until the OS thread is gone, the thread is inside pool
+    // calls of its own (its destructors' ops, the backends' exit hooks): no
+    // quiescent point. The carrier ends this after the join.
+    in_op_.fetch_add(1, std::memory_order_relaxed);
+    if (phase == ExitPhase::kReturn || after == exit + 1) return;
+    deferred_[me] = Deferred{this, me, exit + 1, after};
+    if (phase == ExitPhase::kThreadLocalDestructor) {
+      // Constructed now, destroyed as the thread exits (glibc runs C++
+      // thread_local destructors before pthread key destructors).
+      struct AtThreadLocalDestruction {
+        Deferred* deferred = nullptr;
+        ~AtThreadLocalDestruction() {
+          if (deferred != nullptr) deferred->scheduler->RunDeferred(*deferred);
+        }
+      };
+      static thread_local AtThreadLocalDestruction at_exit;
+      at_exit.deferred = &deferred_[me];
+      return;
+    }
+    pthread_setspecific(DeferredKey(), &deferred_[me]);
+  }
+
+  static pthread_key_t DeferredKey() {
+    static const pthread_key_t key = [] {
+      pthread_key_t k;
+      if (pthread_key_create(&k, [](void* deferred) {
+            auto* d = static_cast<Deferred*>(deferred);
+            d->scheduler->RunDeferred(*d);
+          }) != 0) {
+        OracleFailure("harness", "no pthread key left for the key destructor phase");
+      }
+      return k;
+    }();
+    return key;
+  }
+
   // The oracle's own calls into the pools (Stats() takes the locked backend's
   // lock) pass schedule points; they must neither switch threads in the
   // middle of the check nor count as steps of the schedule.
@@ -133,9 +282,21 @@ class Scheduler {
     tls_scheduler_ = this;
   }
 
+  // One counter for a switch from a thread at site `from` to a thread that
+  // resumes at site `to`: an input whose run switches at a new pair of sites
+  // is kept by libFuzzer, even if it covers no new code.
+  static void Feedback(uint32_t from, uint32_t to) {
+    if (!FeedbackEnabled()) return;
+    uint32_t h = (from * 0x9e3779b1u) ^ (to + 0x7f4a7c15u + (from << 6) + (from >> 2));
+    h ^= h >> 16;
+    auto* counter = &poolguard_interleaving_counters[h % kCounters];
+    const uint8_t value = __atomic_load_n(counter, __ATOMIC_RELAXED);
+    if (value != 255) __atomic_store_n(counter, value + 1, __ATOMIC_RELAXED);
+  }
+
   // One schedule point of thread `me`: count it, apply a change point, mark a
   // waiting thread, and hand over if another thread should run.
-  void Step(size_t me, int kind) {
+  void Step(size_t me, int kind, uint32_t site) {
     const bool spin = kind == static_cast<int>(poolguard::internal::SchedPoint::kSpin);
     const uint32_t step = step_.fetch_add(1, std::memory_order_relaxed) + 1;
     if (step > schedule_.step_budget) {
@@ -168,6 +329,8 @@ class Scheduler {
                                          step));
     }
     if (next == static_cast<int>(me)) return;
+    last_site_[me].store(site, std::memory_order_relaxed);
+    Feedback(site, last_site_[next].load(std::memory_order_relaxed));
     HiddenFromTsan hidden;
     current_.store(next, std::memory_order_release);
     WaitForTurnLocked(me);
@@ -224,6 +387,11 @@ class Scheduler {
       point_counts_{};
   std::array<std::atomic<bool>, Program::kMaxThreads> finished_{};
   std::array<std::atomic<bool>, Program::kMaxThreads> waiting_{};
+  // The site each thread last stopped at (where it resumes).
+  std::array<std::atomic<uint32_t>, Program::kMaxThreads> last_site_{};
+  // Each slot's ops deferred to its ending OS thread's destructors; written
+  // by that slot's own threads only.
+  std::array<Deferred, Program::kMaxThreads> deferred_{};
 };
 
 thread_local Scheduler* Scheduler::tls_scheduler_ = nullptr;
@@ -252,7 +420,7 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
     std::vector<std::thread> threads;
     threads.reserve(world.num_threads());
     for (size_t t = 0; t < world.num_threads(); ++t) {
-      threads.emplace_back([&scheduler, t] { scheduler.RunThread(t); });
+      threads.emplace_back([&scheduler, t] { scheduler.RunSlot(t); });
     }
     for (std::thread& thread : threads) thread.join();
 #if defined(POOLGUARD_SCHEDULE_POINTS)

@@ -27,6 +27,16 @@ struct InjectionState {
 };
 ABSL_CONST_INIT InjectionState g_injection ABSL_GUARDED_BY(g_injection_lock);
 
+// SetSystemCallFailure(): per call, the error and the call it starts at, and
+// the calls counted so far. relaxed: independent counters and settings; a
+// test sets them before the calls it means to fail.
+struct SystemCallFailure {
+  std::atomic<int> error{0};
+  std::atomic<uint64_t> from_call{0};
+  std::atomic<uint64_t> calls{0};
+};
+ABSL_CONST_INIT SystemCallFailure g_call_failures[2];
+
 bool Active(const InjectionState& state) {
   return state.fail_next || state.policy.every_nth != 0 || state.policy.probability > 0 ||
          state.policy.after_bytes != 0;
@@ -60,6 +70,13 @@ uint64_t InjectedSystemAllocFailures() {
   return g_injected_failures.load(std::memory_order_relaxed);
 }
 
+void SetSystemCallFailure(SystemCall call, int error, uint64_t from_call) {
+  SystemCallFailure& failure = g_call_failures[static_cast<int>(call)];
+  failure.calls.store(0, std::memory_order_relaxed);
+  failure.from_call.store(from_call, std::memory_order_relaxed);
+  failure.error.store(error, std::memory_order_relaxed);
+}
+
 namespace internal {
 
 bool ShouldInjectFailure(size_t size) {
@@ -88,6 +105,14 @@ bool ShouldInjectFailure(size_t size) {
   g_injection_active.store(Active(state), std::memory_order_relaxed);
   if (fail) g_injected_failures.fetch_add(1, std::memory_order_relaxed);
   return fail;
+}
+
+int InjectedSystemCallError(SystemCall call) {
+  SystemCallFailure& failure = g_call_failures[static_cast<int>(call)];
+  const int error = failure.error.load(std::memory_order_relaxed);
+  if (ABSL_PREDICT_TRUE(error == 0)) return 0;
+  const uint64_t nth = failure.calls.fetch_add(1, std::memory_order_relaxed) + 1;
+  return nth >= failure.from_call.load(std::memory_order_relaxed) ? error : 0;
 }
 
 void LockInjectionForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_injection_lock.Lock(); }

@@ -40,10 +40,26 @@ void FailNextSystemAllocation();
 // Requests failed by injection since the process started.
 uint64_t InjectedSystemAllocFailures();
 
+// The system calls backends make besides memory requests, which tests and
+// fuzzers can make fail too: tlcache's heavy barrier calls membarrier(), and
+// falls back to mprotect() when that fails (backends/tlcache/heavy_barrier.h).
+enum class SystemCall {
+  kMembarrier,
+  kMprotect,
+};
+
+// From the `from_call`-th call of `call` on (1: the next one), every call
+// fails with `error`, an errno value (EPERM, ENOSYS, ENOMEM, ...); error 0
+// turns it off. Process-wide, safe from any thread.
+void SetSystemCallFailure(SystemCall call, int error, uint64_t from_call = 1);
+
 namespace internal {
 // The system memory layer's question for each request: does this one fail?
 // (Counts it.) One relaxed load when no injection is set.
 bool ShouldInjectFailure(size_t size);
+// A backend's question before each call of `call`: 0, or the errno value to
+// fail it with. Counts the call. One relaxed load when no failure is set.
+int InjectedSystemCallError(SystemCall call);
 // fork(): the injection lock held across it (pool/registry.cc).
 void LockInjectionForFork();
 void UnlockInjectionAfterFork();

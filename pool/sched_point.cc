@@ -13,9 +13,9 @@ std::atomic<SchedPointHook> g_hook{nullptr};
 
 void SetSchedPointHook(SchedPointHook hook) { g_hook.store(hook, std::memory_order_relaxed); }
 
-void RunSchedPointHook(SchedPoint point) {
+void RunSchedPointHook(SchedPoint point, uint32_t site) {
   SchedPointHook hook = g_hook.load(std::memory_order_relaxed);
-  if (hook != nullptr) hook(point);
+  if (hook != nullptr) hook(point, site);
 }
 
 }  // namespace poolguard::internal

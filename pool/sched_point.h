@@ -13,6 +13,9 @@
 #ifndef POOLGUARD_POOL_SCHED_POINT_H_
 #define POOLGUARD_POOL_SCHED_POINT_H_
 
+#include <cstdint>
+#include <type_traits>
+
 namespace poolguard::internal {
 
 // What a schedule point marks. A backend puts one on the line of each step
@@ -35,12 +38,23 @@ enum class SchedPoint {
 };
 inline constexpr int kSchedPointKinds = static_cast<int>(SchedPoint::kCounter) + 1;
 
+// A schedule point's site: a number for the file and line it is on, the
+// same in every build of the same source (FNV-1a). A scheduler that tells
+// libFuzzer which interleaving a run took names the steps by site.
+constexpr uint32_t SchedSiteId(const char* file, int line) {
+  uint32_t hash = 2166136261u;
+  for (const char* c = file; *c != '\0'; ++c) {
+    hash = (hash ^ static_cast<unsigned char>(*c)) * 16777619u;
+  }
+  return (hash ^ static_cast<uint32_t>(line)) * 16777619u;
+}
+
 #if defined(POOLGUARD_SCHEDULE_POINTS)
 // Installed by a scheduler before the threads it controls start; nullptr (the
 // default) makes every point a no-op.
-using SchedPointHook = void (*)(SchedPoint);
+using SchedPointHook = void (*)(SchedPoint point, uint32_t site);
 void SetSchedPointHook(SchedPointHook hook);
-void RunSchedPointHook(SchedPoint point);
+void RunSchedPointHook(SchedPoint point, uint32_t site);
 #endif
 
 }  // namespace poolguard::internal
@@ -63,8 +77,11 @@ void RunSchedPointHook(SchedPoint point);
 #endif
 
 #if defined(POOLGUARD_SCHEDULE_POINTS)
-#define POOLGUARD_SCHED_POINT(kind) \
-  ::poolguard::internal::RunSchedPointHook(::poolguard::internal::SchedPoint::kind)
+#define POOLGUARD_SCHED_POINT(kind)            \
+  ::poolguard::internal::RunSchedPointHook(    \
+      ::poolguard::internal::SchedPoint::kind, \
+      std::integral_constant<uint32_t,         \
+                             ::poolguard::internal::SchedSiteId(__FILE__, __LINE__)>::value)
 #elif !defined(POOLGUARD_SCHED_POINT)
 // (tests/codegen_test predefines it as empty, the "no schedule points at all"
 // baseline, and checks that this production expansion compiles to the same

@@ -2,6 +2,7 @@
 
 #include "fuzz/op_program.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -39,9 +40,10 @@ TEST(DecodeProgramTest, EveryRandomInputIsValid) {
   }
 }
 
-TEST(DecodeProgramTest, DecodesThreadKindAndArgument) {
-  // 3 threads; thread 1 frees slot 5; thread 2 flushes pool 1; thread 0 gcs.
-  const std::vector<uint8_t> bytes = {1, 0x11, 5, 0x24, 1, 0x05, 9};
+TEST(DecodeProgramTest, DecodesThreadKindAndArguments) {
+  // 3 threads; thread 1 frees slot 5; thread 2 flushes pool 1; thread 0 gcs;
+  // thread 2 creates private pool 3 of shape 0x2a (a second byte).
+  const std::vector<uint8_t> bytes = {1, 0x41, 5, 0x84, 1, 0x05, 9, 0x86, 3, 0x2a};
   size_t consumed = 0;
   const Program program = DecodeProgram(bytes, &consumed);
   EXPECT_EQ(consumed, bytes.size());
@@ -49,10 +51,49 @@ TEST(DecodeProgramTest, DecodesThreadKindAndArgument) {
   ASSERT_EQ(program.threads[1].size(), 1u);
   EXPECT_EQ(program.threads[1][0].kind, OpKind::kFree);
   EXPECT_EQ(program.threads[1][0].arg, 5);
-  ASSERT_EQ(program.threads[2].size(), 1u);
+  ASSERT_EQ(program.threads[2].size(), 2u);
   EXPECT_EQ(program.threads[2][0].kind, OpKind::kFlush);
+  EXPECT_EQ(program.threads[2][1].kind, OpKind::kCreatePool);
+  EXPECT_EQ(program.threads[2][1].arg, 3);
+  EXPECT_EQ(program.threads[2][1].arg2, 0x2a);
   ASSERT_EQ(program.threads[0].size(), 1u);
   EXPECT_EQ(program.threads[0][0].kind, OpKind::kGcAll);
+}
+
+TEST(DecodeProgramTest, AMissingSecondByteReadsAsZero) {
+  const std::vector<uint8_t> bytes = {0, 0x0b, 2};  // alloc_n(pool 2), no count byte
+  size_t consumed = 0;
+  const Program program = DecodeProgram(bytes, &consumed);
+  EXPECT_EQ(consumed, bytes.size());
+  ASSERT_EQ(program.threads[0].size(), 1u);
+  EXPECT_EQ(program.threads[0][0].kind, OpKind::kAllocBulk);
+  EXPECT_EQ(program.threads[0][0].arg2, 0);
+}
+
+TEST(DecodeProgramTest, EncodeIsTheInverseOfDecode) {
+  RandomProgramOptions options;
+  options.threads = 4;
+  options.ops_per_thread = Program::kMaxOpsPerThread;
+  options.kinds_per_thread = {kAllKinds, kAllKinds, kAllKinds, kAllKinds};
+  for (uint64_t seed = 1; seed < 50; ++seed) {
+    const Program program = RandomProgram(seed, options);
+    const Program again = DecodeProgram(EncodeProgram(program));
+    EXPECT_EQ(ProgramToString(again), ProgramToString(program)) << seed;
+  }
+}
+
+TEST(OpsTest, BulkCountsReachPastTheLargestCacheAndExitsDecode) {
+  size_t largest = 0;
+  for (int code = 0; code < 256; ++code) largest = std::max(largest, BulkCount(code));
+  EXPECT_GE(largest, 2 * 1024u + 512u);  // Twice tlcache's largest cache, plus a batch.
+  EXPECT_EQ(DecodeExit(0).phase, ExitPhase::kReturn);
+  EXPECT_EQ(DecodeExit(0).ops_in_destructor, 0u);
+  EXPECT_EQ(DecodeExit(1).phase, ExitPhase::kThreadLocalDestructor);
+  EXPECT_EQ(DecodeExit(2 + 3 * 2).phase, ExitPhase::kKeyDestructor);
+  EXPECT_EQ(DecodeExit(2 + 3 * 2).ops_in_destructor, 2u);
+  for (int k = 0; k < static_cast<int>(OpKind::kNumKinds); ++k) {
+    EXPECT_NE(OpKindName(static_cast<OpKind>(k)), "?") << k;
+  }
 }
 
 TEST(DecodeProgramTest, OpsBeyondAThreadsLimitAreDropped) {

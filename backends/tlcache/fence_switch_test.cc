@@ -15,6 +15,7 @@
 #include "backends/tlcache/heavy_barrier.h"
 #include "backends/tlcache/thread_cache.h"
 #include "gtest/gtest.h"
+#include "pool/failure_injection.h"
 
 namespace poolguard::internal {
 namespace {
@@ -99,7 +100,7 @@ TEST(FenceSwitchTest, AFailingMembarrierFencesEveryCacheAndOwnersAndDrainersStay
   }
   while (ready.load() != kOwners) std::this_thread::yield();
   drained.Drain();
-  SetMembarrierFailureForTesting(EPERM);
+  SetSystemCallFailure(SystemCall::kMembarrier, EPERM);
   const uint64_t fallbacks = FallbackBarriersForTesting();
   drained.Drain();  // Meets the failure: the switch.
   EXPECT_EQ(FallbackBarriersForTesting(), fallbacks + 1);
@@ -123,7 +124,7 @@ TEST(FenceSwitchTest, AFailingMembarrierFencesEveryCacheAndOwnersAndDrainersStay
   std::set<void*> distinct(all.begin(), all.end());
   EXPECT_EQ(distinct.size(), all.size()) << "an object was taken twice";
   EXPECT_EQ(all.size(), size_t{kOwners * kPerOwner});
-  SetMembarrierFailureForTesting(0);
+  SetSystemCallFailure(SystemCall::kMembarrier, 0);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
+#include "pool/failure_injection.h"
 #include "pool/sched_point.h"
 
 namespace poolguard::internal {
@@ -27,9 +28,6 @@ enum Mode : int {
 // cache registry lock; read by owners and drainers. relaxed: see
 // OwnersMustFence().
 ABSL_CONST_INIT std::atomic<int> g_mode{kUnchosen};
-// Test injection: the errno membarrier() and the fallback "fail" with.
-ABSL_CONST_INIT std::atomic<int> g_membarrier_error{0};
-ABSL_CONST_INIT std::atomic<int> g_fallback_error{0};
 ABSL_CONST_INIT std::atomic<uint64_t> g_fallback_barriers{0};
 // The error of the membarrier() call that failed, for FallbackBarrier()'s
 // message.
@@ -37,7 +35,7 @@ ABSL_CONST_INIT std::atomic<int> g_last_error{0};
 
 // membarrier(cmd), or the injected failure; returns 0 or an errno value.
 int Membarrier(int cmd) {
-  if (const int injected = g_membarrier_error.load(std::memory_order_relaxed)) return injected;
+  if (const int injected = InjectedSystemCallError(SystemCall::kMembarrier)) return injected;
   return syscall(__NR_membarrier, cmd, 0, 0) == 0 ? 0 : errno;
 }
 
@@ -71,7 +69,7 @@ int Mode() {
 // A CPU that is not running one of our threads ran a context switch since,
 // which is a full barrier too. Returns 0 or an errno value.
 int MprotectBarrier() {
-  if (const int injected = g_fallback_error.load(std::memory_order_relaxed)) return injected;
+  if (const int injected = InjectedSystemCallError(SystemCall::kMprotect)) return injected;
   static void* const page = [] {
     void* p = mmap(nullptr, static_cast<size_t>(sysconf(_SC_PAGESIZE)), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -125,14 +123,6 @@ void FallbackBarrier() {
                  std::strerror(g_last_error.load(std::memory_order_relaxed)), std::strerror(error));
     std::abort();
   }
-}
-
-void SetMembarrierFailureForTesting(int error) {
-  g_membarrier_error.store(error, std::memory_order_relaxed);
-}
-
-void SetFallbackBarrierFailureForTesting(int error) {
-  g_fallback_error.store(error, std::memory_order_relaxed);
 }
 
 uint64_t FallbackBarriersForTesting() {

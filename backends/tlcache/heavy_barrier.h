@@ -18,7 +18,8 @@
 //      first cache binds. Its result is checked every time.
 //   2. If it is unavailable or fails (ENOMEM on kernels with
 //      CPUMASK_OFFSTACK, EPERM or ENOSYS under a seccomp filter installed
-//      later, or a failure injected by a test), the process switches to
+//      later, or a failure injected with SetSystemCallFailure()), the process
+//      switches to
 //      fenced windows for good: owners then run a full fence in every window
 //      (OwnersMustFence()), and later drains need a plain fence only. The
 //      windows that were opened without a fence before the switch are still
@@ -72,15 +73,10 @@ HeavyBarrierResult HeavyBarrier();
 // Aborts, naming both errors, if it fails too.
 void FallbackBarrier();
 
-// Tests: makes every following membarrier() call fail with `error` (an errno
-// value such as EPERM), or stop failing (0); and counts the barriers made by
-// the mprotect() fallback. Process-wide, like SetSystemAllocFailures().
-void SetMembarrierFailureForTesting(int error);
+// Tests: the barriers made by the mprotect() fallback. (Both system calls can
+// be made to fail, as memory requests can: SetSystemCallFailure() in
+// pool/failure_injection.h.)
 uint64_t FallbackBarriersForTesting();
-
-// Tests: makes the fallback fail too (the process then aborts, naming both
-// errors).
-void SetFallbackBarrierFailureForTesting(int error);
 
 }  // namespace poolguard::internal
 

@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "gtest/gtest.h"
+#include "pool/failure_injection.h"
 
 namespace poolguard::internal {
 namespace {
@@ -19,7 +20,7 @@ TEST(HeavyBarrierTest, MembarrierFailureSwitchesToFencesOnceThroughTheFallback) 
   const bool fenced_from_start = OwnersMustFence();
   EXPECT_EQ(HeavyBarrier(), HeavyBarrierResult::kDone);
   const uint64_t fallbacks = FallbackBarriersForTesting();
-  SetMembarrierFailureForTesting(EPERM);
+  SetSystemCallFailure(SystemCall::kMembarrier, EPERM);
   if (!fenced_from_start) {
     EXPECT_EQ(HeavyBarrier(), HeavyBarrierResult::kNeedsFallback);
     EXPECT_TRUE(OwnersMustFence());
@@ -29,7 +30,7 @@ TEST(HeavyBarrierTest, MembarrierFailureSwitchesToFencesOnceThroughTheFallback) 
   // Fenced from now on: a fence is all a drainer needs, whatever membarrier()
   // would say.
   EXPECT_EQ(HeavyBarrier(), HeavyBarrierResult::kDone);
-  SetMembarrierFailureForTesting(0);
+  SetSystemCallFailure(SystemCall::kMembarrier, 0);
   EXPECT_EQ(HeavyBarrier(), HeavyBarrierResult::kDone);
   EXPECT_TRUE(OwnersMustFence());
 }
@@ -39,8 +40,8 @@ TEST(HeavyBarrierDeathTest, AFailingFallbackAbortsNamingBothErrors) {
   if (OwnersMustFence()) GTEST_SKIP() << "no membarrier() here: nothing falls back";
   EXPECT_DEATH(
       {
-        SetMembarrierFailureForTesting(EPERM);
-        SetFallbackBarrierFailureForTesting(ENOMEM);
+        SetSystemCallFailure(SystemCall::kMembarrier, EPERM);
+        SetSystemCallFailure(SystemCall::kMprotect, ENOMEM);
         if (HeavyBarrier() == HeavyBarrierResult::kNeedsFallback) FallbackBarrier();
       },
       "no barrier can drain thread caches safely.*Operation not permitted.*Cannot allocate");
