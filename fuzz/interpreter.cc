@@ -64,20 +64,35 @@ PoolOptions SharedPoolOptions(size_t index) {
   return options;
 }
 
-// Shapes of private pools: slot and limits from the op's arg, size and
-// alignment from arg2.
-PoolOptions PrivatePoolOptions(size_t thread, size_t slot, uint8_t arg, uint8_t arg2) {
-  static constexpr size_t kSizes[16] = {1,  2,  4,  7,   8,   9,    15,    16,
-                                        24, 40, 64, 100, 256, 1024, 16384, 65536};
-  static constexpr size_t kAlignments[8] = {0, 1, 2, 8, 64, 256, 1024, 4096};
-  static constexpr size_t kMinFree[4] = {0, 1, 4, 64};
-  static constexpr size_t kMaxObjects[8] = {0, 0, 0, 1, 3, 8, 64, 1000};
+// Shapes of private pools (create_pool's arg / 8): object sizes from 1 byte
+// (smaller than a free-list link) to 64 KiB, alignments from 1 to 4096, and
+// min_free and max_objects variants. 0: default alignment; a limit of 0:
+// none.
+struct PoolShape {
+  size_t object_size;
+  size_t alignment;
+  size_t min_free;
+  size_t max_objects;
+};
+constexpr PoolShape kPrivatePoolShapes[32] = {
+    {8, 0, 0, 0},         {24, 0, 0, 0},      {1, 1, 0, 0},        {2, 2, 0, 0},
+    {4, 4, 0, 0},         {7, 1, 0, 0},       {9, 1, 0, 0},        {15, 0, 0, 0},
+    {16, 16, 0, 0},       {40, 0, 1, 0},      {64, 64, 0, 0},      {100, 4, 0, 3},
+    {128, 128, 4, 0},     {256, 256, 0, 8},   {1024, 1024, 0, 0},  {4096, 4096, 0, 0},
+    {16384, 4096, 0, 64}, {65536, 0, 0, 0},   {65536, 4096, 1, 0}, {1, 0, 0, 1},
+    {8, 8, 0, 3},         {24, 0, 64, 0},     {48, 0, 0, 1000},    {3, 1, 1, 0},
+    {5, 1, 0, 8},         {12, 4, 0, 0},      {33, 1, 0, 0},       {200, 8, 4, 64},
+    {512, 512, 0, 0},     {2048, 2048, 0, 3}, {8192, 8, 0, 0},     {32768, 64, 1, 0},
+};
+
+PoolOptions PrivatePoolOptions(size_t thread, size_t slot, uint8_t shape) {
+  const PoolShape& s = kPrivatePoolShapes[shape % 32];
   PoolOptions options;
   options.name = absl::StrCat("private-t", thread, "-", slot);
-  options.object_size = kSizes[arg2 & 15];
-  if (const size_t alignment = kAlignments[(arg2 >> 4) & 7]) options.alignment = alignment;
-  options.min_free = kMinFree[(arg >> 3) & 3];
-  options.max_objects = kMaxObjects[(arg >> 5) & 7];
+  options.object_size = s.object_size;
+  if (s.alignment != 0) options.alignment = s.alignment;
+  options.min_free = s.min_free;
+  options.max_objects = s.max_objects;
   return options;
 }
 
@@ -109,6 +124,16 @@ RunConditions ConditionsFromEnvironment() {
 RunConditions& Conditions() {
   static auto* conditions = new RunConditions(ConditionsFromEnvironment());
   return *conditions;
+}
+
+// Set in builds with clang's source-based coverage (tools/coverage.sh): the
+// profile runtime writes at exit(), which a fork child skips.
+extern "C" int __llvm_profile_write_file(void) __attribute__((weak));
+
+// A fork child's share of the coverage, where the build measures it; its file
+// is its own when LLVM_PROFILE_FILE names one per process (%p).
+void WriteCoverageProfile() {
+  if (__llvm_profile_write_file != nullptr) __llvm_profile_write_file();
 }
 
 // How long a fork child may take before it is called hung: a healthy one
@@ -191,29 +216,86 @@ uint64_t World::NewStamp(size_t thread) {
   return (uint64_t{thread + 1} << 56) | ++threads_[thread].next_serial;
 }
 
-void World::Stamp(const Held& held) const {
-  const size_t size = held.pool->object_size();
-  size_t i = 0;
-  for (; i + sizeof(uint64_t) <= size; i += sizeof(uint64_t)) {
-    std::memcpy(held.object + i, &held.stamp, sizeof(uint64_t));
-  }
-  for (; i < size; ++i) held.object[i] = static_cast<unsigned char>(held.stamp >> (8 * (i % 8)));
+namespace {
+
+// The stamp loops are left out of libFuzzer's coverage: a comparison per word
+// would be traced, and their branches say nothing about the pools.
+#define POOLGUARD_NOT_COVERED __attribute__((no_sanitize("coverage")))
+
+// Which bytes of an object carry its owner's stamp: all of them up to
+// kStampedHead + kStampedTail bytes; of a bigger object its first
+// kStampedHead and last kStampedTail bytes (a 64 KiB object stamped whole
+// would cost the fuzzers more than it finds: a second owner writes its own
+// stamp from the start, and a slot overlapping the next reaches its tail).
+// The stamp's bytes repeat every 8 bytes from the object's start.
+constexpr size_t kStampedHead = 512;
+constexpr size_t kStampedTail = 64;
+struct StampedRanges {
+  size_t head_end;    // [0, head_end)
+  size_t tail_begin;  // [tail_begin, size)
+};
+StampedRanges StampedRangesOf(size_t size) {
+  if (size <= kStampedHead + kStampedTail) return {size, size};
+  // The tail starts on a word boundary, so it is whole words too.
+  return {kStampedHead, (size - kStampedTail) & ~size_t{7}};
 }
 
-void World::CheckStamp(size_t thread, const Held& held, std::string_view when) const {
-  // The image Stamp() writes: whole words of the stamp, then its low bytes.
+POOLGUARD_NOT_COVERED void StampBytes(unsigned char* object, size_t begin, size_t end,
+                                      uint64_t stamp) {
+  size_t i = begin;
+  for (; i + sizeof(uint64_t) <= end; i += sizeof(uint64_t)) {
+    std::memcpy(object + i, &stamp, sizeof(uint64_t));
+  }
+  for (; i < end; ++i) object[i] = static_cast<unsigned char>(stamp >> (8 * (i % 8)));
+}
+
+// Whether bytes [begin, end) of `object` hold what StampBytes() wrote.
+POOLGUARD_NOT_COVERED bool StampIntact(const unsigned char* object, size_t begin, size_t end,
+                                       uint64_t stamp) {
+  uint64_t differ = 0;
+  size_t i = begin;
+  for (; i + sizeof(uint64_t) <= end; i += sizeof(uint64_t)) {
+    uint64_t value;
+    std::memcpy(&value, object + i, sizeof(value));
+    differ |= value ^ stamp;
+  }
+  for (; i < end; ++i) {
+    differ |= object[i] ^ static_cast<unsigned char>(stamp >> (8 * (i % 8)));
+  }
+  return differ == 0;
+}
+
+}  // namespace
+
+POOLGUARD_NOT_COVERED void World::Stamp(const Held& held) const {
   const size_t size = held.pool->object_size();
-  unsigned char word[sizeof(uint64_t)];
-  std::memcpy(word, &held.stamp, sizeof(word));
-  for (size_t i = 0; i < size; ++i) {
-    const unsigned char expected = word[i % sizeof(word)];
-    if (held.object[i] != expected) {
-      OracleFailure("double_owner",
-                    absl::StrCat("object ", absl::Hex(reinterpret_cast<uintptr_t>(held.object)),
-                                 " of pool '", held.pool->name(), "' held by thread ", thread,
-                                 " changed under its owner (byte ", i, " is ", held.object[i],
-                                 ", stamp byte ", expected, ") ", when, "; ", Where(thread)));
+  const StampedRanges ranges = StampedRangesOf(size);
+  StampBytes(held.object, 0, ranges.head_end, held.stamp);
+  StampBytes(held.object, ranges.tail_begin, size, held.stamp);
+}
+
+POOLGUARD_NOT_COVERED void World::CheckStamp(size_t thread, const Held& held,
+                                             std::string_view when) const {
+  // The image Stamp() writes: whole words of the stamp, then its low bytes.
+  // Compared without a branch per byte (one per range), so that a fuzz
+  // build's comparison tracing costs little; the failing byte is looked for
+  // only after a mismatch.
+  const size_t size = held.pool->object_size();
+  const StampedRanges ranges = StampedRangesOf(size);
+  if (!StampIntact(held.object, 0, ranges.head_end, held.stamp) ||
+      !StampIntact(held.object, ranges.tail_begin, size, held.stamp)) {
+    unsigned char word[sizeof(uint64_t)];
+    std::memcpy(word, &held.stamp, sizeof(word));
+    size_t i = 0;
+    while (i < size && held.object[i] == word[i % sizeof(word)]) {
+      i = i + 1 == ranges.head_end ? ranges.tail_begin : i + 1;
     }
+    OracleFailure(
+        "double_owner",
+        absl::StrCat("object ", absl::Hex(reinterpret_cast<uintptr_t>(held.object)), " of pool '",
+                     held.pool->name(), "' held by thread ", thread,
+                     " changed under its owner (byte ", i, " is ", i < size ? held.object[i] : 0,
+                     ", stamp byte ", word[i % sizeof(word)], ") ", when, "; ", Where(thread)));
   }
 }
 
@@ -222,19 +304,20 @@ std::string World::Where(size_t thread) const {
                       ProgramToString(program_));
 }
 
-void World::AllocOne(size_t thread, Pool* pool) {
+bool World::AllocOne(size_t thread, Pool* pool) {
   ThreadState& state = threads_[thread];
   if (pool == nullptr || state.held.size() >= kMaxHeld ||
       state.held_bytes + pool->object_size() > kMaxHeldBytes) {
-    return;
+    return false;
   }
   void* object = pool->Alloc();
-  if (object == nullptr) return;  // A limit, or no memory: both allowed.
+  if (object == nullptr) return false;  // A limit, or no memory: both allowed.
   Held held{pool, static_cast<unsigned char*>(object), NewStamp(thread)};
   Stamp(held);
   state.held.push_back(held);
   state.held_bytes += pool->object_size();
   state.held_per_pool[PoolIndex(thread, pool)].fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void World::FreeHeld(size_t thread, size_t slot, std::string_view when) {
@@ -344,10 +427,11 @@ void World::RunOp(size_t thread, size_t index) {
       GcAll();
       return;
     case OpKind::kCreatePool: {
+      static_assert(kPrivatePools == 8, "create_pool's arg: slot % 8, shape / 8");
       const size_t slot = op.arg % kPrivatePools;
       if (state.private_pools[slot] == nullptr) {
         SetPrivatePool(thread, slot,
-                       CreateOrNull(PrivatePoolOptions(thread, slot, op.arg, op.arg2)));
+                       CreateOrNull(PrivatePoolOptions(thread, slot, op.arg / kPrivatePools)));
       }
       return;
     }
@@ -364,17 +448,21 @@ void World::RunOp(size_t thread, size_t index) {
       FailNextSystemAllocation();
       return;
     case OpKind::kGive:
-      Give(thread, op.arg, op.arg2);
+      Give(thread, op.arg / kMailboxes, op.arg % kMailboxes);
       return;
     case OpKind::kTake:
       Take(thread, op.arg);
       return;
     case OpKind::kAllocBulk: {
-      Pool* pool = PoolFor(thread, op.arg);
+      Pool* pool = PoolFor(thread, op.arg % 16);
       if (pool == nullptr) return;
       const size_t n =
-          std::min(BulkCount(op.arg2), std::max<size_t>(1, (2 << 20) / pool->object_size()));
-      for (size_t i = 0; i < n; ++i) AllocOne(thread, pool);
+          std::min(BulkCount(op.arg / 16), std::max<size_t>(1, (2 << 20) / pool->object_size()));
+      // Until the first refusal, as a server's loop would: a pool at its
+      // limit refuses each further call only after taking back every
+      // thread's cache, which is not cheap.
+      for (size_t i = 0; i < n && AllocOne(thread, pool); ++i) {
+      }
       return;
     }
     case OpKind::kFreeBulk: {
@@ -403,7 +491,10 @@ void World::RunOp(size_t thread, size_t index) {
     case OpKind::kExitThread:
       return;  // The executor ends the OS thread.
     case OpKind::kFork:
-      if (forks_) Fork(thread, op.arg);
+      // One fork per run: a fork costs milliseconds (copying a sanitized
+      // process's page tables), and a second one in the same run reaches
+      // nothing the first could not.
+      if (forks_ && !forked_.exchange(true, std::memory_order_relaxed)) Fork(thread);
       return;
     case OpKind::kDumpPools: {
       const std::string dump = DumpPools(op.arg % 2 ? DumpFormat::kJson : DumpFormat::kText);
@@ -416,14 +507,18 @@ void World::RunOp(size_t thread, size_t index) {
   OracleFailure("bad_op", absl::StrCat("op kind ", static_cast<int>(op.kind)));
 }
 
-void World::Fork(size_t thread, uint8_t arg) {
+void World::Fork(size_t thread) {
   std::fflush(nullptr);  // Nothing buffered is written twice.
   const pid_t pid = fork();
   if (pid < 0) return;  // No process to be had: nothing to test.
   // In the child only this thread exists (an executor that schedules
   // threads stops doing so there: fuzz/scheduled.cc), and _exit() skips the
   // parent's atexit handlers (libFuzzer's, LeakSanitizer's).
-  if (pid == 0) _exit(ForkChild(thread, arg));
+  if (pid == 0) {
+    const int status = ForkChild(thread);
+    WriteCoverageProfile();
+    _exit(status);
+  }
   const auto deadline = std::chrono::steady_clock::now() + kForkChildTimeLimit;
   int status = 0;
   pid_t done;
@@ -451,10 +546,10 @@ void World::Fork(size_t thread, uint8_t arg) {
   }
 }
 
-int World::ForkChild(size_t thread, uint8_t arg) {
+int World::ForkChild(size_t thread) {
   // Only this thread exists now. Every pool it can reach must satisfy the
-  // invariants, be usable, and (on request) flush to exactly what is in use
-  // and be destroyed.
+  // invariants, be usable, flush to exactly what is in use, and be
+  // destroyed.
   // (Fixed arrays: the child allocates nothing but what the pools ask the
   // system for.)
   std::array<Pool*, kSharedPools + kPrivatePools> pool_array{};
@@ -477,54 +572,51 @@ int World::ForkChild(size_t thread, uint8_t arg) {
       return 10;
     }
   }
-  // Use one: allocate, stamp, check, free; `used` comes back exactly.
-  Pool& pool = *pools[arg % pools.size()];
-  const PoolStats before = pool.Stats();
-  std::array<unsigned char*, 8> objects{};
-  size_t allocated = 0;
-  for (int i = 0; i < 1 + (arg >> 2) % 8; ++i) {
-    auto* object = static_cast<unsigned char*>(pool.Alloc());
-    if (object == nullptr) break;  // A limit (or injected failure): allowed.
-    std::memset(object, 0xc5 + i, pool.object_size());
-    objects[allocated++] = object;
-  }
-  const PoolStats during = pool.Stats();
-  if (during.used != before.used + allocated) {
-    broken(pool, during, "after the child's allocations");
-    return 11;
-  }
-  for (size_t i = 0; i < allocated; ++i) {
-    for (size_t b = 0; b < pool.object_size(); ++b) {
-      if (objects[i][b] != static_cast<unsigned char>(0xc5 + i)) {
-        ChildSays("poolguard fork child: pool '%s' handed object %p to two owners\n",
-                  pool.name().c_str(), static_cast<void*>(objects[i]));
-        return 12;
+  // Use each: allocate, fill, check, free; `used` comes back exactly.
+  for (Pool* pool : pools) {
+    const PoolStats before = pool->Stats();
+    std::array<unsigned char*, 3> objects{};
+    size_t allocated = 0;
+    for (size_t i = 0; i < objects.size(); ++i) {
+      auto* object = static_cast<unsigned char*>(pool->Alloc());
+      if (object == nullptr) break;  // A limit (or injected failure): allowed.
+      std::memset(object, 0xc5 + i, std::min<size_t>(pool->object_size(), 4096));
+      objects[allocated++] = object;
+    }
+    const PoolStats during = pool->Stats();
+    if (during.used != before.used + allocated) {
+      broken(*pool, during, "after the child's allocations");
+      return 11;
+    }
+    for (size_t i = 0; i < allocated; ++i) {
+      for (size_t b = 0; b < std::min<size_t>(pool->object_size(), 4096); ++b) {
+        if (objects[i][b] != static_cast<unsigned char>(0xc5 + i)) {
+          ChildSays("poolguard fork child: pool '%s' handed object %p to two owners\n",
+                    pool->name().c_str(), static_cast<void*>(objects[i]));
+          return 12;
+        }
       }
+      pool->Free(objects[i]);
     }
-    pool.Free(objects[i]);
-  }
-  if (pool.Stats().used != before.used) {
-    broken(pool, pool.Stats(), "after the child freed what it allocated");
-    return 13;
-  }
-  if (arg & 0x20) {
-    // Flushed, a pool holds exactly what is in use: every free object went,
-    // also those the other threads' caches held.
-    for (Pool* p : pools) {
-      p->Flush();
-      const PoolStats stats = p->Stats();
-      if (stats.free != 0 || stats.allocated != stats.used) {
-        broken(*p, stats, "after a flush");
-        return 14;
-      }
+    if (pool->Stats().used != before.used) {
+      broken(*pool, pool->Stats(), "after the child freed what it allocated");
+      return 13;
     }
   }
-  if (arg & 0x40) GcAll();
-  if (arg & 0x80) {
-    // This thread's private pools with nothing in use are destroyed.
-    for (auto& p : threads_[thread].private_pools) {
-      if (p != nullptr && p->Stats().used == 0) p.reset();
+  // Flushed, a pool holds exactly what is in use: every free object went,
+  // also those the other threads' caches held.
+  for (Pool* pool : pools) {
+    pool->Flush();
+    const PoolStats stats = pool->Stats();
+    if (stats.free != 0 || stats.allocated != stats.used) {
+      broken(*pool, stats, "after a flush");
+      return 14;
     }
+  }
+  GcAll();
+  // This thread's private pools with nothing in use are destroyed.
+  for (auto& pool : threads_[thread].private_pools) {
+    if (pool != nullptr && pool->Stats().used == 0) pool.reset();
   }
   return 0;
 }

@@ -8,7 +8,8 @@
 // thread's state (what it holds, its private pools) belongs to the program
 // thread, not to an OS thread: after an exit_thread op, the OS thread that
 // takes its place carries on with it. The oracles:
-//   - owner stamps: every held object carries its owner's stamp in every word;
+//   - owner stamps: every held object carries its owner's stamp in every word
+//     (of an object over 576 bytes, in its first 512 and last 64 bytes);
 //     a stamp changed by anyone else means the object had two owners (or was
 //     written by the pool while in use); an object handed through a mailbox
 //     is checked by its taker against its giver's stamp;
@@ -18,8 +19,9 @@
 //     caches count as used, pool/backend_contract.h: used >= that, and equal
 //     once every thread's cache went back);
 //   - allocated <= max_objects also at any instant (stats op);
-//   - fork: a child that hangs (fork_hang) or crashes, or whose inherited
-//     pools break the same invariants (fork_crash, with what broke);
+//   - fork (the first fork op of a run): a child that hangs (fork_hang) or
+//     crashes, or whose inherited pools break the same invariants
+//     (fork_crash, with what broke);
 //   - at the end, after every thread has freed what it held, the mailboxes
 //     are emptied and the pools flushed: allocated == used == 0.
 // A failed oracle prints what failed, the op and the program, then aborts:
@@ -158,14 +160,16 @@ class World {
   std::string Where(size_t thread) const;
 
   // The ops with more to them than a few lines.
-  void AllocOne(size_t thread, Pool* pool);
+  // False if nothing was allocated (held limits, or the pool refused).
+  bool AllocOne(size_t thread, Pool* pool);
   void FreeHeld(size_t thread, size_t slot, std::string_view when);
   void Give(size_t thread, uint8_t held_arg, uint8_t mailbox_arg);
   void Take(size_t thread, uint8_t mailbox_arg);
-  void Fork(size_t thread, uint8_t arg);
-  // In the child: the checks `arg` picks; returns 0 or a failure code (and
-  // has written what failed to stderr).
-  int ForkChild(size_t thread, uint8_t arg);
+  void Fork(size_t thread);
+  // In the child: checks, uses, flushes and destroys the pools the forking
+  // thread reaches; returns 0 or a failure code (and has written what failed
+  // to stderr).
+  int ForkChild(size_t thread);
   // The stats invariants of one pool; `held` is what the program holds of it.
   void CheckPool(const Pool& pool, size_t held, size_t thread) const;
 
@@ -176,6 +180,8 @@ class World {
   // Objects of each shared pool now in a mailbox (kFull or being moved).
   std::array<std::atomic<size_t>, kSharedPools> in_mailboxes_{};
   const bool forks_;
+  // Set by the run's first fork op (only the first forks).
+  std::atomic<bool> forked_{false};
   bool finished_ = false;
 };
 

@@ -12,18 +12,21 @@ a few PCT schedules. The input format is in fuzz/op_program.h and
 fuzz/schedule.h:
   scheduled input:   4 priority bytes, change-point count, 3 x {thread | kind << 2,
                      occurrence - 1}, then the program
-  program:           thread-count byte, then per op (thread << 6) | kind, arg,
-                     and arg2 for create_pool, give and alloc_n
+  program:           thread-count byte, then two bytes per op: (thread << 4) | code,
+                     and arg (codes: fuzz/op_program.cc, kKindOfCode)
 """
 
 import itertools
 from pathlib import Path
 
-# fuzz/op_program.h, OpKind, in order.
-KINDS = ["alloc", "free", "write", "check", "flush", "gc", "create", "destroy", "fail_next",
-         "give", "take", "alloc_n", "free_n", "stats", "release", "exit", "fork", "dump"]
-KIND = {name: i for i, name in enumerate(KINDS)}
-TAKES_ARG2 = {"create", "give", "alloc_n"}
+# fuzz/op_program.cc, kKindOfCode: the kind of each head code. Code 14 is the
+# process-wide calls (arg 255: fork; else arg % 8 picks one, arg / 8 is its
+# arg); 15 is alloc too.
+CODES = ["alloc", "free", "write", "check", "flush", "gc", "create", "destroy", "fail_next",
+         "give", "take", "alloc_n", "free_n", "exit", None, None]
+CODE = {name: code for code, name in enumerate(CODES) if name is not None}
+PROCESS_WIDE = {"stats": 0, "dump": 3, "release": 5}
+PROCESS_WIDE_CODE = 14
 HERE = Path(__file__).resolve().parent
 
 # Pools an op names (World: 4 shared, then 8 private per thread).
@@ -35,26 +38,43 @@ PRIVATE = 4  # + slot
 BULK = {2: 0, 7: 1, 16: 2, 33: 3, 64: 4, 65: 5, 100: 6, 129: 7, 200: 8, 300: 9, 513: 10,
         700: 11, 1025: 12, 1500: 13, 2049: 14, 2600: 15}
 
-# Private pool shapes (interpreter.cc): arg2 = size index | alignment index << 4,
-# arg = slot | min_free index << 3 | max_objects index << 5.
-SIZE = {1: 0, 2: 1, 4: 2, 7: 3, 8: 4, 9: 5, 15: 6, 16: 7, 24: 8, 40: 9, 64: 10, 100: 11,
-        256: 12, 1024: 13, 16384: 14, 65536: 15}
-ALIGN = {None: 0, 1: 1, 2: 2, 8: 3, 64: 4, 256: 5, 1024: 6, 4096: 7}
-MIN_FREE = {0: 0, 1: 1, 4: 2, 64: 3}
-MAX_OBJECTS = {0: 0, 1: 3, 3: 4, 8: 5, 64: 6, 1000: 7}
+# Private pool shapes, create_pool's arg / 8: fuzz/interpreter.cc,
+# kPrivatePoolShapes, in order: (object_size, alignment or 0, min_free, max_objects).
+SHAPES = [
+    (8, 0, 0, 0), (24, 0, 0, 0), (1, 1, 0, 0), (2, 2, 0, 0),
+    (4, 4, 0, 0), (7, 1, 0, 0), (9, 1, 0, 0), (15, 0, 0, 0),
+    (16, 16, 0, 0), (40, 0, 1, 0), (64, 64, 0, 0), (100, 4, 0, 3),
+    (128, 128, 4, 0), (256, 256, 0, 8), (1024, 1024, 0, 0), (4096, 4096, 0, 0),
+    (16384, 4096, 0, 64), (65536, 0, 0, 0), (65536, 4096, 1, 0), (1, 0, 0, 1),
+    (8, 8, 0, 3), (24, 0, 64, 0), (48, 0, 0, 1000), (3, 1, 1, 0),
+    (5, 1, 0, 8), (12, 4, 0, 0), (33, 1, 0, 0), (200, 8, 4, 64),
+    (512, 512, 0, 0), (2048, 2048, 0, 3), (8192, 8, 0, 0), (32768, 64, 1, 0),
+]
 
 
-def op(thread, kind, arg=0, arg2=0):
-    return (thread, kind, arg, arg2)
+def shape(size, align=None, min_free=None, max_objects=None):
+    """The index of the first shape with these fields (None: any)."""
+    for i, (s, a, f, m) in enumerate(SHAPES):
+        if s == size and align in (None, a) and min_free in (None, f) and \
+                max_objects in (None, m):
+            return i
+    raise ValueError(f"no pool shape {size, align, min_free, max_objects}")
 
 
-def create(thread, slot, size, align=None, min_free=0, max_objects=0):
-    arg = slot | MIN_FREE[min_free] << 3 | MAX_OBJECTS[max_objects] << 5
-    return op(thread, "create", arg, SIZE[size] | ALIGN[align] << 4)
+def op(thread, kind, arg=0):
+    return (thread, kind, arg)
+
+
+def create(thread, slot, size, align=None, min_free=None, max_objects=None):
+    return op(thread, "create", slot | shape(size, align, min_free, max_objects) << 3)
+
+
+def give(thread, held, mailbox):
+    return op(thread, "give", held << 2 | mailbox)
 
 
 def alloc_n(thread, pool, n):
-    return op(thread, "alloc_n", pool, BULK[n])
+    return op(thread, "alloc_n", pool | BULK[n] << 4)
 
 
 def free_n(thread, n):
@@ -67,13 +87,17 @@ def exit_thread(thread, phase, ops_in_destructor=0):
               3 * ops_in_destructor)
 
 
+def encode_op(thread, kind, arg):
+    if kind == "fork":
+        return bytes([thread << 4 | PROCESS_WIDE_CODE, 255])
+    if kind in PROCESS_WIDE:
+        assert arg < 31, f"{kind}'s arg is 0 to 30"
+        return bytes([thread << 4 | PROCESS_WIDE_CODE, arg << 3 | PROCESS_WIDE[kind]])
+    return bytes([thread << 4 | CODE[kind], arg])
+
+
 def program(threads, ops):
-    data = bytes([threads - 2])
-    for thread, kind, arg, arg2 in ops:
-        data += bytes([(thread << 6) | KIND[kind], arg])
-        if kind in TAKES_ARG2:
-            data += bytes([arg2])
-    return data
+    return bytes([threads - 2]) + b"".join(encode_op(*o) for o in ops)
 
 
 def populate(thread, pool, n):
@@ -119,18 +143,18 @@ SEEDS = {
     # Producer and consumer (xmalloc-test): one thread allocates and hands
     # objects over through the mailboxes, the other takes and frees them.
     "producer_consumer": program(2, [x for i in range(6) for x in
-                                     (op(0, "alloc", SMALL), op(0, "give", 0, i % 4))] +
+                                     (op(0, "alloc", SMALL), give(0, 0, i % 4))] +
                                  [x for i in range(6) for x in
                                   (op(1, "take", i % 4), op(1, "free", 0))] +
                                  [alloc_n(0, SMALL, 100)] +
-                                 [op(0, "give", i, i % 4) for i in range(4)] +
+                                 [give(0, i, i % 4) for i in range(4)] +
                                  [op(1, "take", i) for i in range(4)] + [free_n(1, 7)]),
     # Objects handed back and forth between three threads, one gc'ing.
-    "hand_offs_three_ways": program(3, [op(0, "alloc", TINY), op(0, "give", 0, 1),
-                                        op(1, "take", 1), op(1, "give", 0, 2), op(2, "take", 2),
-                                        op(2, "write", 0), op(2, "give", 0, 0), op(0, "take", 0),
+    "hand_offs_three_ways": program(3, [op(0, "alloc", TINY), give(0, 0, 1),
+                                        op(1, "take", 1), give(1, 0, 2), op(2, "take", 2),
+                                        op(2, "write", 0), give(2, 0, 0), op(0, "take", 0),
                                         op(0, "free", 0), op(1, "alloc", ALIGNED),
-                                        op(1, "give", 0, 3), op(2, "gc"), op(0, "take", 3),
+                                        give(1, 0, 3), op(2, "gc"), op(0, "take", 3),
                                         op(0, "check", 0), op(0, "free", 0)]),
     # A thread cache filled past its largest size, given back by halves,
     # while another thread drains it and the transfer cache fills.
@@ -142,25 +166,33 @@ SEEDS = {
     # Batches that move between threads: one frees what the other allocated,
     # through the transfer cache.
     "batches_across_threads": program(2, [alloc_n(0, SMALL, 300)] +
-                                      [op(0, "give", i, i) for i in range(4)] +
+                                      [give(0, i, i) for i in range(4)] +
                                       [free_n(0, 129), alloc_n(1, SMALL, 200), free_n(1, 200),
                                        alloc_n(1, SMALL, 200), op(0, "release"),
                                        free_n(0, 129), free_n(1, 200),
                                        alloc_n(1, SMALL, 300), free_n(1, 300)]),
-    # Odd shapes: objects of 1, 2, 4, 7, 9 and 15 bytes, alignments up to
-    # 4096, 16 KiB and 64 KiB objects, min_free and max_objects variants.
-    "pool_shapes": program(2, [create(0, 0, 1), create(0, 1, 2, align=1), create(0, 2, 7),
-                               create(0, 3, 9, align=2), create(0, 4, 15, min_free=4),
-                               create(0, 5, 16384, align=4096), create(0, 6, 65536),
-                               create(0, 7, 4, max_objects=3)] +
+    # Odd shapes: objects of 1, 2, 4, 7, 9 and 15 bytes (1 to 7: smaller
+    # than a free-list link), alignments 1 to 4096, 16 KiB and 64 KiB
+    # objects, min_free and max_objects variants.
+    "pool_shapes": program(2, [create(0, 0, 1, align=1), create(0, 1, 2), create(0, 2, 7),
+                               create(0, 3, 9), create(0, 4, 15), create(0, 5, 16384),
+                               create(0, 6, 65536, align=4096), create(0, 7, 4)] +
                            [alloc_n(0, PRIVATE + s, 65) for s in range(8)] +
                            [op(0, "check", 3), free_n(0, 2600), op(1, "gc")] +
                            [op(0, "flush", PRIVATE + s) for s in range(8)] +
                            [op(0, "destroy", s) for s in range(8)]),
+    # Limits on private pools: max_objects 1, 3 and 8, min_free 1 and 64.
+    "pool_limits": program(2, [create(0, 0, 1, max_objects=1), create(0, 1, 100),
+                               create(0, 2, 5), create(0, 3, 24, min_free=64),
+                               create(0, 4, 3)] +
+                           [alloc_n(0, PRIVATE + s, 16) for s in range(5)] +
+                           [op(1, "gc"), free_n(0, 100), op(1, "gc")] +
+                           [op(0, "stats", PRIVATE + s) for s in range(5)] +
+                           [op(0, "destroy", s) for s in range(5)]),
     # More live pools than a thread has indexes for a fixed table (over 20),
     # created and destroyed repeatedly so that freed slots are reused.
     "many_pools": program(4, [x for t in range(3) for s in range(8) for x in
-                              (create(t, s, [8, 24, 64, 100][s % 4], min_free=[0, 1][s % 2]),
+                              (create(t, s, [8, 24, 40, 48][s % 4]),
                                op(t, "alloc", PRIVATE + s))] +
                           [op(3, "dump", 1), op(3, "gc")] +
                           [x for t in range(3) for s in range(8) for x in
@@ -189,13 +221,13 @@ SEEDS = {
                               op(1, "free", 0))] + [op(1, "flush", SMALL)]),
     # fork while other threads are in the middle of pool calls: the child
     # checks, uses, flushes and destroys what it inherited.
-    "fork_mid_operation": program(3, [alloc_n(0, SMALL, 100), op(0, "fork", 0x20 | 4),
+    "fork_mid_operation": program(3, [alloc_n(0, SMALL, 100), op(0, "fork"),
                                       free_n(0, 100), create(0, 0, 64), op(0, "alloc", PRIVATE),
-                                      op(0, "free", 0), op(0, "fork", 0xff),
+                                      op(0, "free", 0), op(0, "fork"),
                                       alloc_n(1, SMALL, 200), free_n(1, 200),
                                       alloc_n(1, TINY, 65), free_n(1, 65),
                                       op(2, "gc"), op(2, "flush", SMALL), op(2, "alloc", LIMITED),
-                                      op(2, "fork", 0x60 | 2), op(2, "free", 0)]),
+                                      op(2, "fork"), op(2, "free", 0)]),
     # The introspection and release calls beside allocs and frees.
     "stats_dump_release": program(2, [alloc_n(0, SMALL, 64), op(1, "stats", SMALL),
                                       op(1, "dump", 1), op(0, "release"), free_n(0, 64),
@@ -245,22 +277,33 @@ def main():
             (HERE / "corpus/scheduled" / f"{name}_s{i}").write_bytes(schedule + data)
     with open(HERE / "pool_fuzzer.dict", "w") as out:
         out.write("# libFuzzer dictionary for the pool fuzzers: op head bytes,\n"
-                  "# (thread << 6) | kind (fuzz/op_program.h), and a few whole ops.\n"
+                  "# (thread << 4) | code (fuzz/op_program.h), and whole ops.\n"
                   "# Generated by make_seed_corpus.py.\n")
-        for thread, kind in itertools.product(range(4), range(len(KINDS))):
-            out.write(f't{thread}_{KINDS[kind]}="\\x{(thread << 6) | kind:02x}"\n')
-        # Whole ops that open new ground: a 2600-object bulk alloc, a tiny and
-        # a 64 KiB private pool, an exit in a key destructor, a fork that
-        # flushes in the child.
+        for thread, code in itertools.product(range(4), range(16)):
+            name = CODES[code] or ("process" if code == PROCESS_WIDE_CODE else "alloc2")
+            out.write(f't{thread}_{name}="\\x{thread << 4 | code:02x}"\n')
+        # Whole ops that open new ground: bulk allocs past the caches, tiny,
+        # aligned and 64 KiB private pools, exits in destructors, the
+        # process-wide calls but fork (which costs milliseconds: the seeds
+        # that fork are enough to keep it in the corpus), hand-offs.
         wholes = {
             "alloc_n_2600": alloc_n(0, SMALL, 2600),
-            "create_tiny": create(0, 0, 1),
-            "create_64k_4096": create(0, 1, 65536, align=4096),
+            "alloc_n_129": alloc_n(0, SMALL, 129),
+            "free_n_2600": free_n(0, 2600),
+            "create_1b": create(0, 0, 1, align=1),
+            "create_7b": create(0, 1, 7),
+            "create_64k_4096": create(0, 2, 65536, align=4096),
+            "create_max1": create(0, 3, 1, max_objects=1),
             "exit_key_2": exit_thread(0, "key", 2),
-            "fork_flush": op(0, "fork", 0x20),
+            "exit_thread_local_1": exit_thread(0, "thread_local", 1),
+            "give_0_1": give(0, 0, 1),
+            "take_1": op(0, "take", 1),
+            "stats": op(0, "stats", SMALL),
+            "dump_json": op(0, "dump", 1),
+            "release": op(0, "release"),
         }
-        for name, (thread, kind, arg, arg2) in wholes.items():
-            data = program(2, [(thread, kind, arg, arg2)])[1:]
+        for name, o in wholes.items():
+            data = encode_op(*o)
             out.write(f'{name}="' + "".join(f"\\x{b:02x}" for b in data) + '"\n')
 
 

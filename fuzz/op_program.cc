@@ -50,8 +50,47 @@ std::string_view OpKindName(OpKind kind) {
   return "?";
 }
 
-bool TakesArg2(OpKind kind) {
-  return kind == OpKind::kCreatePool || kind == OpKind::kGive || kind == OpKind::kAllocBulk;
+namespace {
+
+// The kind of each head code (op_program.h); code 14 is process-wide.
+constexpr uint8_t kProcessWideCode = 14;
+constexpr OpKind kKindOfCode[16] = {
+    OpKind::kAlloc,      OpKind::kFree,        OpKind::kWriteStamp,
+    OpKind::kCheckStamp, OpKind::kFlush,       OpKind::kGcAll,
+    OpKind::kCreatePool, OpKind::kDestroyPool, OpKind::kFailNextSystemAlloc,
+    OpKind::kGive,       OpKind::kTake,        OpKind::kAllocBulk,
+    OpKind::kFreeBulk,   OpKind::kExitThread,  OpKind::kStats,
+    OpKind::kAlloc,
+};
+// Code 14's kinds, by arg % 8; with arg 255, fork. Fork costs milliseconds
+// (copying a sanitized process's page tables), so random bytes seldom ask
+// for one; the seeds that fork keep it in a corpus.
+constexpr OpKind kProcessWideKinds[8] = {
+    OpKind::kStats,     OpKind::kStats,         OpKind::kStats,         OpKind::kDumpPools,
+    OpKind::kDumpPools, OpKind::kReleaseCaches, OpKind::kReleaseCaches, OpKind::kReleaseCaches};
+constexpr uint8_t kProcessWideChoices = 8;
+constexpr uint8_t kForkArg = 255;
+
+uint8_t CodeOf(OpKind kind) {
+  if (IsProcessWideKind(kind)) return kProcessWideCode;
+  for (uint8_t code = 0; code < 16; ++code) {
+    if (kKindOfCode[code] == kind) return code;
+  }
+  return 0;
+}
+
+uint8_t ProcessWideIndex(OpKind kind) {
+  for (uint8_t i = 0; i < kProcessWideChoices; ++i) {
+    if (kProcessWideKinds[i] == kind) return i;
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool IsProcessWideKind(OpKind kind) {
+  return kind == OpKind::kStats || kind == OpKind::kDumpPools || kind == OpKind::kReleaseCaches ||
+         kind == OpKind::kFork;
 }
 
 size_t BulkCount(uint8_t code) {
@@ -79,16 +118,17 @@ Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed) {
   size_t ops = 0;
   while (pos + 2 <= bytes.size() && ops < max_ops) {
     const uint8_t head = bytes[pos];
-    const auto kind = static_cast<OpKind>((head & 0x3f) % static_cast<uint8_t>(OpKind::kNumKinds));
-    Op op{kind, bytes[pos + 1]};
+    const uint8_t arg = bytes[pos + 1];
     pos += 2;
-    if (TakesArg2(kind)) {
-      // A missing last byte reads as 0: every byte string still decodes.
-      op.arg2 = pos < bytes.size() ? bytes[pos] : 0;
-      pos = std::min(pos + 1, bytes.size());
-    }
     ++ops;
-    std::vector<Op>& thread = program.threads[(head >> 6) % threads];
+    const uint8_t code = head & 0x0f;
+    Op op{kKindOfCode[code], arg};
+    if (code == kProcessWideCode) {
+      op = arg == kForkArg ? Op{OpKind::kFork, 0}
+                           : Op{kProcessWideKinds[arg % kProcessWideChoices],
+                                static_cast<uint8_t>(arg / kProcessWideChoices)};
+    }
+    std::vector<Op>& thread = program.threads[(head >> 4) % threads];
     if (thread.size() >= Program::kMaxOpsPerThread) continue;
     thread.push_back(op);
   }
@@ -103,12 +143,31 @@ std::vector<uint8_t> EncodeProgram(const Program& program) {
   // threads, only within one.
   for (size_t t = 0; t < program.threads.size(); ++t) {
     for (const Op& op : program.threads[t]) {
-      bytes.push_back(static_cast<uint8_t>((t << 6) | static_cast<uint8_t>(op.kind)));
-      bytes.push_back(op.arg);
-      if (TakesArg2(op.kind)) bytes.push_back(op.arg2);
+      const uint8_t code = CodeOf(op.kind);
+      bytes.push_back(static_cast<uint8_t>((t << 4) | code));
+      uint8_t arg = op.arg;
+      if (op.kind == OpKind::kFork) {
+        arg = kForkArg;
+      } else if (code == kProcessWideCode) {
+        // 31 * 8 + 7 would be the fork's 255: args of 30 and below only.
+        arg = static_cast<uint8_t>((op.arg % 31) * kProcessWideChoices + ProcessWideIndex(op.kind));
+      }
+      bytes.push_back(arg);
     }
   }
   return bytes;
+}
+
+size_t MaxObjectsAllocated(const Program& program) {
+  size_t objects = 0;
+  for (const std::vector<Op>& ops : program.threads) {
+    for (const Op& op : ops) {
+      // alloc_n's arg / 16 is its count code (interpreter.cc).
+      if (op.kind == OpKind::kAllocBulk) objects += BulkCount(op.arg / 16);
+      if (op.kind == OpKind::kAlloc) ++objects;
+    }
+  }
+  return objects;
 }
 
 Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
@@ -133,8 +192,13 @@ Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
     if (kinds.empty()) continue;
     for (size_t i = 0; i < options.ops_per_thread; ++i) {
       const uint64_t r = next();
-      program.threads[t].push_back(Op{kinds[r % kinds.size()], static_cast<uint8_t>(r >> 32),
-                                      static_cast<uint8_t>(r >> 40)});
+      const OpKind kind = kinds[r % kinds.size()];
+      // Process-wide ops carry up to 30 (the format's limit; fork none), so
+      // that every generated program encodes.
+      uint8_t arg = static_cast<uint8_t>(r >> 32);
+      if (kind == OpKind::kFork) arg = 0;
+      if (IsProcessWideKind(kind) && kind != OpKind::kFork) arg %= 31;
+      program.threads[t].push_back(Op{kind, arg});
     }
   }
   return program;
@@ -148,9 +212,7 @@ std::string ProgramToString(const Program& program, size_t max_ops_per_thread) {
     // Long (generated) programs are listed in part; they replay from their seed.
     const size_t shown = std::min(ops.size(), max_ops_per_thread);
     for (size_t i = 0; i < shown; ++i) {
-      absl::StrAppend(&out, " ", OpKindName(ops[i].kind), "(", ops[i].arg);
-      if (TakesArg2(ops[i].kind)) absl::StrAppend(&out, ",", ops[i].arg2);
-      absl::StrAppend(&out, ")");
+      absl::StrAppend(&out, " ", OpKindName(ops[i].kind), "(", ops[i].arg, ")");
     }
     if (shown < ops.size()) absl::StrAppend(&out, " ... (", ops.size(), " ops)");
     absl::StrAppend(&out, "\n");

@@ -17,13 +17,23 @@
 // thread that takes its place (on the dead one's stack and TLS); fork while
 // other threads are mid-operation, the child using its inherited pools.
 //
-// Format, version 2 (fuzz/make_seed_corpus.py writes it):
+// Format, version 2 (fuzz/make_seed_corpus.py writes it): two bytes per op,
+// as in version 1.
 //   byte 0:        thread count, 2 + byte % 3
-//   then per op:   head = (thread << 6) | kind (kind taken modulo kNumKinds),
-//                  arg, and a second byte `arg2` for the kinds that take one
-//                  (create_pool, give, alloc_n).
-// Inputs of version 1 (head = (thread << 4) | kind, no arg2) still decode to
-// valid programs, different ones.
+//   then per op:   head = (thread << 4) | code, then arg. The code picks the
+//                  kind (kKindOfCode in op_program.cc): codes 0-8 are the
+//                  kinds of version 1, with the same arguments; 9-13 give,
+//                  take, alloc_n, free_n, exit_thread; 14 a process-wide
+//                  call: fork if arg is 255, else chosen by arg % 8 (0-2
+//                  stats, 3-4 dump_pools, 5-7 release_caches; that op's arg
+//                  is arg / 8); 15 alloc again (the commonest op gets two
+//                  codes).
+// Several fields can share the arg byte (create_pool: slot and shape;
+// give: held object and mailbox; alloc_n: pool and count), so no op needs a
+// third byte. The expensive ops (fork, and long bulk ops) are a small share
+// of what random bytes decode to, which keeps the fuzzers' executions fast.
+// Version 1 inputs decode to the same op kinds with the same args; what the
+// args pick (pool shapes, the set of pools) is version 2's.
 
 #ifndef POOLGUARD_FUZZ_OP_PROGRAM_H_
 #define POOLGUARD_FUZZ_OP_PROGRAM_H_
@@ -38,7 +48,8 @@
 
 namespace poolguard::fuzz {
 
-// New kinds go at the end: inputs name kinds by number.
+// The kinds, in the order of their codes (see the format above; the
+// process-wide ones share code 14).
 enum class OpKind : uint8_t {
   kAlloc,                // alloc from pool `arg`; the object is stamped and held
   kFree,                 // free held object `arg` (after checking its stamp)
@@ -46,35 +57,35 @@ enum class OpKind : uint8_t {
   kCheckStamp,           // check the stamp of held object `arg`
   kFlush,                // flush pool `arg`
   kGcAll,                // GcAll()
-  kCreatePool,           // create private pool `arg` (slot, limits), shape `arg2`
+  kCreatePool,           // create private pool `arg` % 8, shape `arg` / 8 (of 32)
   kDestroyPool,          // destroy private pool `arg` if nothing of it is held
   kFailNextSystemAlloc,  // make the next request to the system fail
-  kGive,                 // put held object `arg` of a shared pool in mailbox `arg2`
+  kGive,                 // put held object `arg` / 4 (a shared pool's) in mailbox `arg` % 4
   kTake,                 // take the object in mailbox `arg`, if any, and hold it
-  kAllocBulk,            // alloc BulkCount(arg2) objects from pool `arg`
+  kAllocBulk,            // alloc BulkCount(arg / 16) objects from pool `arg` % 16
   kFreeBulk,             // free BulkCount(arg) held objects, the newest first
-  kStats,                // Stats() of pool `arg` while others run (sane, never torn)
-  kReleaseCaches,        // ReleaseThreadCaches()
   kExitThread,           // end this thread (how: `arg`); a new one runs the rest
-  kFork,                 // fork(); the child runs the checks `arg` picks and exits
-  kDumpPools,            // DumpPools() while others run
+  kStats,                // Stats() of pool `arg` while others run (sane, never torn)
+  kDumpPools,            // DumpPools() while others run (JSON if `arg` is odd)
+  kReleaseCaches,        // ReleaseThreadCaches()
+  kFork,                 // fork(); the child checks and uses its pools, and exits
   kNumKinds,
 };
 
 std::string_view OpKindName(OpKind kind);
-// Whether ops of this kind carry a second byte.
-bool TakesArg2(OpKind kind);
+
+// The process-wide kinds share code 14, so their arg is 0-30 (fork: none).
+bool IsProcessWideKind(OpKind kind);
 
 struct Op {
   OpKind kind;
   // Indexes (pools, held objects, mailboxes) are taken modulo what exists
   // when the op runs, so that every value is valid.
   uint8_t arg;
-  uint8_t arg2 = 0;
 };
 
-// How many objects alloc_n/free_n move: arg2 (alloc_n) or arg (free_n)
-// modulo 16 picks one of 2 .. 2600; at most 2 MiB of objects per op.
+// How many objects alloc_n/free_n move: a 4-bit code picks one of 2 .. 2600
+// (the interpreter also caps an op at 2 MiB of objects).
 size_t BulkCount(uint8_t code);
 
 // kExitThread's `arg`: how the thread ends, and how many of the ops after
@@ -105,8 +116,13 @@ struct Program {
 Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed = nullptr);
 
 // The inverse, for seed corpora and tests: DecodeProgram(EncodeProgram(p))
-// is p (given a valid p).
+// is p for every p whose process-wide ops have args below 31 and whose
+// forks have 0 (RandomProgram's do).
 std::vector<uint8_t> EncodeProgram(const Program& program);
+
+// The most objects `program` may allocate: one per alloc op, BulkCount() per
+// alloc_n (a bound for budgets that scale with a program's work).
+size_t MaxObjectsAllocated(const Program& program);
 
 // A program drawn from a seed, for stress and soak tests: `threads` threads of
 // `ops_per_thread` ops each (any length; the per-thread bound applies only to

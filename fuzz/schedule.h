@@ -43,8 +43,11 @@ struct Schedule {
   // PCT priorities: higher runs first; ties go to the lower thread index.
   std::array<uint8_t, Program::kMaxThreads> priorities{};
   std::vector<ChangePoint> change_points;
-  // More schedule points than this in one run is a hang (livelock).
+  // More schedule points than this in one run is a hang (livelock), plus
+  // kStepsPerObject for every object the program may allocate (see
+  // RunScheduled()): what a run may take grows with what it allocates.
   uint32_t step_budget = 200000;
+  static constexpr uint32_t kStepsPerObject = 100;
 };
 
 // Decodes the first kEncodedSize bytes (missing bytes read as 0). Every input

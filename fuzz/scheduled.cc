@@ -1,9 +1,11 @@
 #include "fuzz/scheduled.h"
 
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <string_view>
@@ -45,6 +47,69 @@ constexpr size_t kCounters = sizeof(poolguard_interleaving_counters);
 // The site of the executor's own point before each op, and of a thread's end.
 constexpr uint32_t kOpBoundarySite = internal::SchedSiteId("op boundary", 0);
 constexpr uint32_t kThreadEndSite = internal::SchedSiteId("thread end", 0);
+
+// The scheduler's own code is left out of libFuzzer's coverage: its branches
+// say nothing about the pools (the interleaving feedback does that), and its
+// spin loops would cost a tracing call per iteration.
+#define POOLGUARD_NOT_COVERED __attribute__((no_sanitize("coverage")))
+
+// Waiting for a word to change: a short spin (the thread that hands over is
+// often on the other core, and the hand-off then takes a fraction of a
+// microsecond), then yields (with more threads than cores, the thread to run
+// next may need this core), then the kernel (a futex), so that a thread that
+// waits long leaves the CPU to the ones running. The futex calls are
+// invisible to TSan, like the rest of the hand-off.
+constexpr int kSpinsBeforeYielding = 100;
+constexpr int kYieldsBeforeSleeping = 50;
+
+POOLGUARD_NOT_COVERED void FutexWait(std::atomic<uint32_t>& word, uint32_t value) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, value, nullptr,
+          nullptr, 0);
+}
+
+POOLGUARD_NOT_COVERED void FutexWakeAll(std::atomic<uint32_t>& word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr,
+          nullptr, 0);
+}
+
+POOLGUARD_NOT_COVERED inline void CpuRelax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Blocks until `word` holds `want`. seq_cst: pairs with SetAndWake()'s
+// seq_cst store and load of `sleepers` (either the waker sees this sleeper,
+// or the sleeper sees the new value before it sleeps).
+POOLGUARD_NOT_COVERED void WaitUntil(std::atomic<uint32_t>& word, uint32_t want,
+                                     std::atomic<uint32_t>& sleepers) {
+  for (int i = 0; i < kSpinsBeforeYielding; ++i) {
+    if (word.load(std::memory_order_acquire) == want) return;
+    CpuRelax();
+  }
+  for (int i = 0; i < kYieldsBeforeSleeping; ++i) {
+    if (word.load(std::memory_order_acquire) == want) return;
+    sched_yield();
+  }
+  for (;;) {
+    sleepers.fetch_add(1, std::memory_order_seq_cst);
+    const uint32_t seen = word.load(std::memory_order_seq_cst);
+    if (seen == want) {
+      sleepers.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+    FutexWait(word, seen);  // Returns at once if `word` is no longer `seen`.
+    sleepers.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+// Stores `value` in `word` (release: what the caller did happens before the
+// waiter's acquire load) and wakes whoever sleeps on it.
+POOLGUARD_NOT_COVERED void SetAndWake(std::atomic<uint32_t>& word, uint32_t value,
+                                      std::atomic<uint32_t>& sleepers) {
+  word.store(value, std::memory_order_seq_cst);
+  if (sleepers.load(std::memory_order_seq_cst) != 0) FutexWakeAll(word);
+}
 
 bool FeedbackEnabled() {
   static const bool enabled = [] {
@@ -106,10 +171,13 @@ struct Deferred {
   size_t end = 0;
 };
 
+// (Plain arrays rather than std::array: in fuzz builds a non-inlined
+// operator[] would be instrumented, and the scheduler runs at every point.)
+//
 // All mutable state shared by the serialized threads is atomic: the hand-off
 // is hidden from TSan, so plain fields would be reported as races of the
 // scheduler itself. Threads run one at a time, so relaxed order suffices for
-// everything but `current_`, whose acquire/release orders the hand-off.
+// everything but the turn words, whose release/acquire orders the hand-off.
 //
 // Program threads and OS threads: each program thread ("slot") has a carrier
 // OS thread. Ops up to an exit_thread op run on a new OS thread (an
@@ -121,13 +189,18 @@ struct Deferred {
 // hooks too) is a step of the schedule, and the run replays exactly.
 class Scheduler {
  public:
-  Scheduler(const Schedule& schedule, World& world)
-      : schedule_(schedule), world_(world), threads_(world.num_threads()) {
+  Scheduler(const Schedule& schedule, World& world, uint64_t step_budget)
+      : schedule_(schedule),
+        world_(world),
+        threads_(world.num_threads()),
+        step_budget_(step_budget) {
     for (size_t t = 0; t < threads_; ++t) {
       priority_[t].store(schedule.priorities[t] + 1, std::memory_order_relaxed);
       last_site_[t].store(kOpBoundarySite, std::memory_order_relaxed);
     }
-    current_.store(PickNext(), std::memory_order_relaxed);
+    const int first = PickNext();
+    current_.store(first, std::memory_order_relaxed);
+    if (first != kNone) turn_[first].store(1, std::memory_order_relaxed);
   }
 
   // The carrier of slot `me`: waits for its first turn, runs its ops (those
@@ -182,22 +255,22 @@ class Scheduler {
     Detach();
     {
       HiddenFromTsan hidden;
-      // release: the next thread sees everything this one did (the hand-off's
-      // edge is hidden from TSan, not from the hardware).
-      current_.store(next, std::memory_order_release);
-    }
-    // This OS thread does not end before the whole run has: a thread's
-    // teardown (its allocator caches going back, under the allocator's
-    // lock) must not overlap another thread's fork(), whose child would
-    // inherit that lock held (AddressSanitizer's allocator has no fork
-    // handlers in clang 14).
-    while (remaining_.load(std::memory_order_acquire) != 0 ||
-           current_.load(std::memory_order_acquire) != kNone) {
-      sched_yield();
+      HandOver(me, next);
+      // This OS thread does not end before the whole run has: a thread's
+      // teardown (its allocator caches going back, under the allocator's
+      // lock) must not overlap another thread's fork(), whose child would
+      // inherit that lock held (AddressSanitizer's allocator has no fork
+      // handlers in clang 14). The last thread to finish hands over to
+      // nobody, which ends the run.
+      if (next == kNone) {
+        SetAndWake(run_over_, 1, run_over_sleepers_);
+      } else {
+        WaitUntil(run_over_, 1, run_over_sleepers_);
+      }
     }
   }
 
-  static void Hook(poolguard::internal::SchedPoint point, uint32_t site) {
+  POOLGUARD_NOT_COVERED static void Hook(poolguard::internal::SchedPoint point, uint32_t site) {
     static_assert(poolguard::internal::kSchedPointKinds == Schedule::kPoolPointKinds,
                   "Schedule::kPoolPointKinds must count the SchedPoint kinds");
     Scheduler* scheduler = tls_scheduler_;
@@ -285,7 +358,7 @@ class Scheduler {
   // One counter for a switch from a thread at site `from` to a thread that
   // resumes at site `to`: an input whose run switches at a new pair of sites
   // is kept by libFuzzer, even if it covers no new code.
-  static void Feedback(uint32_t from, uint32_t to) {
+  POOLGUARD_NOT_COVERED static void Feedback(uint32_t from, uint32_t to) {
     if (!FeedbackEnabled()) return;
     uint32_t h = (from * 0x9e3779b1u) ^ (to + 0x7f4a7c15u + (from << 6) + (from >> 2));
     h ^= h >> 16;
@@ -296,11 +369,11 @@ class Scheduler {
 
   // One schedule point of thread `me`: count it, apply a change point, mark a
   // waiting thread, and hand over if another thread should run.
-  void Step(size_t me, int kind, uint32_t site) {
+  POOLGUARD_NOT_COVERED void Step(size_t me, int kind, uint32_t site) {
     const bool spin = kind == static_cast<int>(poolguard::internal::SchedPoint::kSpin);
     const uint32_t step = step_.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (step > schedule_.step_budget) {
-      OracleFailure("hang", absl::StrCat("step budget of ", schedule_.step_budget,
+    if (step > step_budget_) {
+      OracleFailure("hang", absl::StrCat("step budget of ", step_budget_,
                                          " schedule points exceeded (livelock?)"));
     }
     const uint32_t nth_of_kind =
@@ -332,28 +405,36 @@ class Scheduler {
     last_site_[me].store(site, std::memory_order_relaxed);
     Feedback(site, last_site_[next].load(std::memory_order_relaxed));
     HiddenFromTsan hidden;
-    current_.store(next, std::memory_order_release);
+    HandOver(me, next);
     WaitForTurnLocked(me);
   }
 
-  void WaitForTurn(size_t me) {
+  // Thread `me` (which runs) lets `next` (or, with kNone, nobody) run.
+  // The release in SetAndWake(): the next thread sees everything this one
+  // did (the hand-off's edge is hidden from TSan, not from the hardware).
+  POOLGUARD_NOT_COVERED void HandOver(size_t me, int next) {
+    turn_[me].store(0, std::memory_order_relaxed);  // Only `me` reads its own.
+    current_.store(next, std::memory_order_relaxed);
+    if (next != kNone) SetAndWake(turn_[next], 1, sleepers_[next]);
+  }
+
+  POOLGUARD_NOT_COVERED void WaitForTurn(size_t me) {
     HiddenFromTsan hidden;
     WaitForTurnLocked(me);
   }
 
-  void WaitForTurnLocked(size_t me) {
-    // acquire: pairs with the release store of the thread that handed over.
-    while (current_.load(std::memory_order_acquire) != static_cast<int>(me)) {
-      sched_yield();
-    }
+  POOLGUARD_NOT_COVERED void WaitForTurnLocked(size_t me) {
+    // acquire (in WaitUntil): pairs with the release of the thread that
+    // handed over.
+    WaitUntil(turn_[me], 1, sleepers_[me]);
   }
 
-  void ClearWaiting() {
+  POOLGUARD_NOT_COVERED void ClearWaiting() {
     for (size_t t = 0; t < threads_; ++t) waiting_[t].store(false, std::memory_order_relaxed);
   }
 
   // The highest-priority thread that has not finished and is not waiting.
-  int PickNext() const {
+  POOLGUARD_NOT_COVERED int PickNext() const {
     int best = kNone;
     int best_priority = 0;
     for (size_t t = 0; t < threads_; ++t) {
@@ -376,22 +457,30 @@ class Scheduler {
   const Schedule& schedule_;
   World& world_;
   const size_t threads_;
+  const uint64_t step_budget_;
+  // The thread that runs (kNone: none, the run is over), and each thread's
+  // futex word: 1 while it is its turn. Written by the thread that hands
+  // over.
   std::atomic<int> current_{kNone};
+  std::atomic<uint32_t> turn_[Program::kMaxThreads] = {};
+  std::atomic<uint32_t> sleepers_[Program::kMaxThreads] = {};
+  // 1 once every thread finished: finished carriers may exit.
+  std::atomic<uint32_t> run_over_{0};
+  std::atomic<uint32_t> run_over_sleepers_{0};
   std::atomic<uint32_t> step_{0};
   std::atomic<int> lowest_{0};  // priorities of dropped threads go below 1
   std::atomic<int> in_op_{0};
   std::atomic<size_t> remaining_{threads_};  // threads not yet finished
-  std::array<std::atomic<int>, Program::kMaxThreads> priority_{};
+  std::atomic<int> priority_[Program::kMaxThreads] = {};
   // Points each thread has passed, by kind (and in all, at kAnyPoint).
-  std::array<std::array<std::atomic<uint32_t>, Schedule::kPointKinds>, Program::kMaxThreads>
-      point_counts_{};
-  std::array<std::atomic<bool>, Program::kMaxThreads> finished_{};
-  std::array<std::atomic<bool>, Program::kMaxThreads> waiting_{};
+  std::atomic<uint32_t> point_counts_[Program::kMaxThreads][Schedule::kPointKinds] = {};
+  std::atomic<bool> finished_[Program::kMaxThreads] = {};
+  std::atomic<bool> waiting_[Program::kMaxThreads] = {};
   // The site each thread last stopped at (where it resumes).
-  std::array<std::atomic<uint32_t>, Program::kMaxThreads> last_site_{};
+  std::atomic<uint32_t> last_site_[Program::kMaxThreads] = {};
   // Each slot's ops deferred to its ending OS thread's destructors; written
   // by that slot's own threads only.
-  std::array<Deferred, Program::kMaxThreads> deferred_{};
+  Deferred deferred_[Program::kMaxThreads] = {};
 };
 
 thread_local Scheduler* Scheduler::tls_scheduler_ = nullptr;
@@ -413,7 +502,11 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
   SetFailureContext(std::move(context));
   World world(program);
   {
-    Scheduler scheduler(schedule, world);
+    // Each object a program allocates moves through a bounded number of
+    // schedule points (alloc, free, the levels of the pool, a flush).
+    const uint64_t step_budget =
+        schedule.step_budget + uint64_t{Schedule::kStepsPerObject} * MaxObjectsAllocated(program);
+    Scheduler scheduler(schedule, world, step_budget);
 #if defined(POOLGUARD_SCHEDULE_POINTS)
     poolguard::internal::SetSchedPointHook(&Scheduler::Hook);
 #endif

@@ -137,11 +137,21 @@ class CallScope {
       outer_ = t_call;
       return;
     }
-    t_call = CallInProgress{pool, what, file, line};
+    // A signal handler's call on this thread reads t_call between any two
+    // of these stores: `pool` marks the call in progress, so it is set after
+    // the rest and cleared first (signal fences: the compiler keeps that
+    // order; no other thread reads t_call).
+    t_call.what = what;
+    t_call.file = file;
+    t_call.line = line;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    t_call.pool = pool;
     entered_ = true;
   }
   ~CallScope() {
-    if (entered_) t_call = CallInProgress{nullptr, nullptr, nullptr, 0};
+    if (!entered_) return;
+    t_call.pool = nullptr;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
   }
   CallScope(const CallScope&) = delete;
   CallScope& operator=(const CallScope&) = delete;

@@ -74,22 +74,33 @@ inline void PoisonObject(void* object, size_t size) {
 #endif
 }
 
+#if defined(POOLGUARD_ASAN)
+// How many of the `want` bytes at `object` belong to the live system block
+// that starts there (every object is a block of its own from
+// AllocateFromSystem under ASan): 0 once the block went back to the system,
+// and never past its end. Unpoisoning only those keeps ASan precise: a
+// released object stays as ASan marked it (a read of its link is
+// heap-use-after-free, not silently unpoisoned), and a slot too small for
+// what the pool stores in it (a link in a 1-byte slot) is a
+// heap-buffer-overflow rather than a write into an unpoisoned redzone.
+inline size_t LiveBytesAt(void* object, size_t want) {
+  if (!__sanitizer_get_ownership(object)) return 0;
+  const size_t size = __sanitizer_get_allocated_size(object);
+  return size < want ? size : want;
+}
+#endif
+
 // ASan: makes an object accessible again as it leaves the pool for its user.
 inline void UnpoisonObject(void* object, size_t size) {
 #if defined(POOLGUARD_ASAN)
-  ASAN_UNPOISON_MEMORY_REGION(object, size);
+  ASAN_UNPOISON_MEMORY_REGION(object, LiveBytesAt(object, size));
 #endif
 }
 
 #if defined(POOLGUARD_ASAN)
-// Unpoisons the link word only while the object is live system memory (every
-// object is a block of its own from AllocateFromSystem). A released object
-// stays as ASan marked it, so reading its link is reported as
-// heap-use-after-free instead of being silently unpoisoned.
+// Unpoisons the link word, as far as it lies in the object's live block.
 inline void UnpoisonLinkIfLive(void* object) {
-  if (__sanitizer_get_ownership(object)) {
-    ASAN_UNPOISON_MEMORY_REGION(object, sizeof(void*));
-  }
+  ASAN_UNPOISON_MEMORY_REGION(object, LiveBytesAt(object, sizeof(void*)));
 }
 #endif
 

@@ -43,7 +43,10 @@ std::unique_ptr<Pool> MakePool(std::string name, size_t object_size, size_t alig
 // freed object is already reported by ASan itself, before debug mode could.)
 void StrayWrite(void* object, size_t offset, unsigned char value) {
   auto* byte = static_cast<unsigned char*>(object) + offset;
-  internal::UnpoisonObject(byte, 1);
+#if defined(POOLGUARD_ASAN)
+  // The one byte only (UnpoisonObject() takes whole objects from their start).
+  ASAN_UNPOISON_MEMORY_REGION(byte, 1);
+#endif
   *static_cast<volatile unsigned char*>(byte) = value;
 }
 

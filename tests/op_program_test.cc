@@ -42,32 +42,53 @@ TEST(DecodeProgramTest, EveryRandomInputIsValid) {
 
 TEST(DecodeProgramTest, DecodesThreadKindAndArguments) {
   // 3 threads; thread 1 frees slot 5; thread 2 flushes pool 1; thread 0 gcs;
-  // thread 2 creates private pool 3 of shape 0x2a (a second byte).
-  const std::vector<uint8_t> bytes = {1, 0x41, 5, 0x84, 1, 0x05, 9, 0x86, 3, 0x2a};
+  // thread 2 creates private pool 3 of shape 5; thread 1 forks (code 14,
+  // arg 255); thread 0 reads stats of pool 2 (code 14, arg 2 * 8 + 0).
+  const std::vector<uint8_t> bytes = {1,    0x11, 5,    0x24, 1,    0x05, 9,
+                                      0x26, 0x2b, 0x1e, 0xff, 0x0e, 0x10};
   size_t consumed = 0;
   const Program program = DecodeProgram(bytes, &consumed);
   EXPECT_EQ(consumed, bytes.size());
   ASSERT_EQ(program.threads.size(), 3u);
-  ASSERT_EQ(program.threads[1].size(), 1u);
+  ASSERT_EQ(program.threads[1].size(), 2u);
   EXPECT_EQ(program.threads[1][0].kind, OpKind::kFree);
   EXPECT_EQ(program.threads[1][0].arg, 5);
+  EXPECT_EQ(program.threads[1][1].kind, OpKind::kFork);
+  EXPECT_EQ(program.threads[1][1].arg, 0);
   ASSERT_EQ(program.threads[2].size(), 2u);
   EXPECT_EQ(program.threads[2][0].kind, OpKind::kFlush);
   EXPECT_EQ(program.threads[2][1].kind, OpKind::kCreatePool);
-  EXPECT_EQ(program.threads[2][1].arg, 3);
-  EXPECT_EQ(program.threads[2][1].arg2, 0x2a);
-  ASSERT_EQ(program.threads[0].size(), 1u);
+  EXPECT_EQ(program.threads[2][1].arg, 0x2b);
+  ASSERT_EQ(program.threads[0].size(), 2u);
   EXPECT_EQ(program.threads[0][0].kind, OpKind::kGcAll);
+  EXPECT_EQ(program.threads[0][1].kind, OpKind::kStats);
+  EXPECT_EQ(program.threads[0][1].arg, 2);
 }
 
-TEST(DecodeProgramTest, AMissingSecondByteReadsAsZero) {
-  const std::vector<uint8_t> bytes = {0, 0x0b, 2};  // alloc_n(pool 2), no count byte
+TEST(DecodeProgramTest, VersionOneInputsKeepTheirKinds) {
+  // Version 1: head = (thread << 4) | kind, kinds 0-8 (alloc .. fail_next).
+  std::vector<uint8_t> bytes = {2};
+  for (uint8_t kind = 0; kind < 9; ++kind) {
+    bytes.push_back(static_cast<uint8_t>((kind % 4) << 4 | kind));
+    bytes.push_back(static_cast<uint8_t>(kind * 7));
+  }
+  const Program program = DecodeProgram(bytes);
+  ASSERT_EQ(program.threads.size(), 4u);
+  for (uint8_t kind = 0; kind < 9; ++kind) {
+    const std::vector<Op>& ops = program.threads[kind % 4];
+    const Op& op = ops[kind / 4];
+    EXPECT_EQ(op.kind, static_cast<OpKind>(kind));
+    EXPECT_EQ(op.arg, kind * 7);
+  }
+}
+
+TEST(DecodeProgramTest, AnOddByteAtTheEndIsIgnored) {
+  const std::vector<uint8_t> bytes = {0, 0x0b, 2, 0x01};
   size_t consumed = 0;
   const Program program = DecodeProgram(bytes, &consumed);
-  EXPECT_EQ(consumed, bytes.size());
+  EXPECT_EQ(consumed, 3u);
   ASSERT_EQ(program.threads[0].size(), 1u);
   EXPECT_EQ(program.threads[0][0].kind, OpKind::kAllocBulk);
-  EXPECT_EQ(program.threads[0][0].arg2, 0);
 }
 
 TEST(DecodeProgramTest, EncodeIsTheInverseOfDecode) {

@@ -233,21 +233,26 @@ ThreadCache* CacheSet::Grow(ThreadCache* cache, uint32_t slots, uint32_t capacit
   return bigger;
 }
 
-void CacheSet::CloseAll() {
+bool CacheSet::CloseAll() {
+  bool closed = false;
   for (uint32_t i = 1; i < Registry::next_fresh; ++i) {
     ThreadCache* cache = by_thread_[i].load(std::memory_order_relaxed);
     if (cache == nullptr) continue;
     POOLGUARD_SCHED_POINT(kStoreHead);
     // relaxed: ordered before the loads of busy by Barrier().
     cache->open.store(kCacheClosed, std::memory_order_relaxed);
+    closed = true;
   }
+  return closed;
 }
 
 void CacheSet::DrainAll(uint32_t capacity) {
   // 1. Close every cache: from its owner's next window on, the owner
   //    bypasses it. 2. Either an owner's busy = 1 is visible to the loads
   //    below, or its load of open sees kCacheClosed (heavy_barrier.h).
-  CloseAll();
+  // No cache bound (the registry lock keeps it so): no owner to wait for,
+  // and no barrier to pay.
+  if (!CloseAll()) return;
   Registry::Barrier();
   for (uint32_t i = 1; i < Registry::next_fresh; ++i) {
     ThreadCache* cache = by_thread_[i].load(std::memory_order_relaxed);
@@ -270,7 +275,7 @@ void CacheSet::DrainAll(uint32_t capacity) {
 }
 
 ThreadCache* CacheSet::UnbindAll() {
-  CloseAll();
+  if (!CloseAll()) return nullptr;
   Registry::Barrier();
   ThreadCache* unbound = nullptr;
   for (uint32_t i = 1; i < Registry::next_fresh; ++i) {
@@ -331,8 +336,11 @@ void CacheSet::LockAllForFork() {
   cache_registry_lock.Lock();
   // Every window of every cache closed and idle, with one barrier: the child
   // inherits no window in progress, and no cache an owner is using.
-  for (CacheSet* set = Registry::first_set; set != nullptr; set = set->next_set_) set->CloseAll();
-  Registry::Barrier();
+  bool closed = false;
+  for (CacheSet* set = Registry::first_set; set != nullptr; set = set->next_set_) {
+    closed |= set->CloseAll();
+  }
+  if (closed) Registry::Barrier();
   for (CacheSet* set = Registry::first_set; set != nullptr; set = set->next_set_) {
     for (uint32_t i = 1; i < Registry::next_fresh; ++i) {
       if (ThreadCache* cache = set->by_thread_[i].load(std::memory_order_relaxed)) {

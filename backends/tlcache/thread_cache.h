@@ -245,8 +245,9 @@ class CacheSet {
  private:
   friend struct CacheRegistryAccess;
 
-  // Closes every cache of this set (open = kCacheClosed).
-  void CloseAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_registry_lock);
+  // Closes every cache of this set (open = kCacheClosed); false if it has
+  // none.
+  bool CloseAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_registry_lock);
 
   // Indexed by thread index; [0] is always nullptr. Written under the
   // registry lock.

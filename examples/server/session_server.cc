@@ -107,9 +107,9 @@ RunResult Run(const RunOptions& options) {
         std::snprintf(session->peer, sizeof(session->peer), "10.0.%u.%u:443",
                       static_cast<unsigned>(request / 256 % 256),
                       static_cast<unsigned>(request % 256));
-        reply->length = static_cast<size_t>(
-            std::snprintf(reply->bytes, sizeof(reply->bytes), "HTTP/1.1 200 OK\r\nX-Session: %llu\r\n",
-                          static_cast<unsigned long long>(session->id)));
+        reply->length = static_cast<size_t>(std::snprintf(
+            reply->bytes, sizeof(reply->bytes), "HTTP/1.1 200 OK\r\nX-Session: %llu\r\n",
+            static_cast<unsigned long long>(session->id)));
         sessions->Free(session);
         replies.Push(reply);
       }
