@@ -126,6 +126,57 @@ MUTANTS = [
         "expect": "oracle",
         "summary": "a drainer takes a thread's cache without waiting for its window",
     },
+    {
+        "name": "tiny_slot_no_room_for_link",
+        "backend": "tlcache",
+        "target": "scheduled_fuzzer",
+        "config": "asan-fuzz",
+        "expect": "asan",
+        "summary": "a slot sized for the object alone: no room for a free object's link",
+    },
+    {
+        "name": "transfer_take_wrong_end",
+        "backend": "tlcache",
+        "target": "scheduled_fuzzer",
+        "config": "asan-fuzz",
+        "expect": "asan",
+        "summary": "the transfer cache hands out its oldest pointers but uncounts its newest",
+    },
+    {
+        "name": "spill_gives_one_too_many",
+        "backend": "tlcache",
+        "target": "scheduled_fuzzer",
+        "config": "asan-fuzz",
+        "expect": "asan",
+        "summary": "a full cache gives back one object it also keeps",
+    },
+    {
+        "name": "exit_leaves_cache_bound",
+        "backend": "tlcache",
+        "target": "scheduled_fuzzer",
+        "config": "asan-fuzz",
+        "expect": "asan",
+        "summary": "a thread's caches are freed but stay bound to its index",
+    },
+    {
+        "name": "destroy_leaves_cache_linked",
+        "backend": "tlcache",
+        "target": "scheduled_fuzzer",
+        "config": "asan-fuzz",
+        "expect": "asan",
+        "summary": "a destroyed pool's caches stay in their threads' lists",
+    },
+    {
+        "name": "drain_waits_before_closing",
+        "backend": "tlcache",
+        "target": "scheduled_fuzzer",
+        "config": "asan-fuzz",
+        "expect": "oracle",
+        # Needs two preemptions placed just so: detect also runs it with
+        # the interleaving feedback off.
+        "feedback_experiment": True,
+        "summary": "a drainer waits for idle owners before closing their caches",
+    },
 ]
 
 # The fuzz targets every backend gets, and how the tools run each one.

@@ -10,12 +10,29 @@
 
 #include <array>
 
+#include "absl/synchronization/mutex.h"
 #include "backends/locked/locked_backend.h"
 #include "benchmark/benchmark.h"
 #include "pool/layout.h"
 
 namespace poolguard::internal {
 namespace {
+
+// Adapts absl::Mutex to the SpinLock interface, for this measurement.
+class ABSL_LOCKABLE MutexLock {
+ public:
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+    POOLGUARD_SCHED_POINT(kLock);
+    mu_.Lock();
+  }
+  void Unlock() ABSL_UNLOCK_FUNCTION() {
+    POOLGUARD_SCHED_POINT(kUnlock);
+    mu_.Unlock();
+  }
+
+ private:
+  absl::Mutex mu_;
+};
 
 const PoolLayout& Layout() {
   static const PoolLayout* layout = [] {

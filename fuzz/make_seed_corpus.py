@@ -228,6 +228,26 @@ SEEDS = {
                                       alloc_n(1, TINY, 65), free_n(1, 65),
                                       op(2, "gc"), op(2, "flush", SMALL), op(2, "alloc", LIMITED),
                                       op(2, "fork"), op(2, "free", 0)]),
+    # Two threads overflow their caches of a fresh pool at the same moment:
+    # the transfer cache's slots asked for by both, then filled and emptied
+    # by both at once.
+    "simultaneous_spills": program(2, [alloc_n(0, SMALL, 129), alloc_n(1, SMALL, 129),
+                                       free_n(0, 129), free_n(1, 129),
+                                       alloc_n(0, SMALL, 200), alloc_n(1, SMALL, 200),
+                                       free_n(1, 200), free_n(0, 200), op(0, "flush", SMALL)]),
+    # The system refuses the memory a thread's first give-back asks for (the
+    # transfer cache's slots): the halves go to the shared list instead.
+    "give_back_refused": program(2, [alloc_n(0, SMALL, 129), op(0, "fail_next"),
+                                     free_n(0, 129), alloc_n(1, SMALL, 129), free_n(1, 129),
+                                     alloc_n(0, SMALL, 200), free_n(0, 200)]),
+    # An empty pool that the system keeps refusing, from three threads: their
+    # reservations are undone while the others claim the list or flush it.
+    "refusals_on_an_empty_pool": program(3, [x for i in range(4) for x in
+                                             (op(1, "fail_next"), op(1, "alloc", SMALL),
+                                              op(0, "alloc", SMALL), op(2, "flush", SMALL),
+                                              op(0, "free", 0), op(1, "alloc", TINY),
+                                              op(2, "alloc", SMALL), op(2, "free", 0))] +
+                                         [op(1, "free", 0)] * 4),
     # The introspection and release calls beside allocs and frees.
     "stats_dump_release": program(2, [alloc_n(0, SMALL, 64), op(1, "stats", SMALL),
                                       op(1, "dump", 1), op(0, "release"), free_n(0, 64),
@@ -235,8 +255,9 @@ SEEDS = {
 }
 
 # Schedules: plain priorities; one change point; two. A change point is
-# {thread | kind << 2, occurrence - 1}; kinds: 0-10 pool points (2 = CAS),
-# 11 = before an op, 12 = any point (fuzz/schedule.h).
+# {thread | kind << 2, occurrence - 1}; kinds: 0-10 pool points
+# (pool/sched_point.h), 11 = before an op, 12 = any point (fuzz/schedule.h).
+READ_NEXT, CAS = 1, 2
 POOL_POINT_KINDS = 11
 OP_BOUNDARY = POOL_POINT_KINDS
 ANY_POINT = POOL_POINT_KINDS + 1
@@ -262,6 +283,21 @@ SCHEDULES = [
     # head, read of a link, CAS, store, lock, ..., fence, counter).
     bytes([1, 3, 0, 2, 1]) + change(1, kind, 1) + bytes(4)
     for kind in range(POOL_POINT_KINDS)
+] + [
+    # Thread 1 preempted at a later CAS of its first ops (a pop claims the
+    # list, a system request reserves and, refused, unreserves its count;
+    # a flush detaches the list after a drain pushed to it).
+    bytes([1, 3, 0, 2, 1]) + change(1, CAS, n) + bytes(4) for n in (2, 3, 4)
+] + [
+    # The same while thread 0 is preempted inside a claim (reading its first
+    # link): thread 1's CAS then finds the list claimed.
+    bytes([1, 3, 0, 2, 2]) + change(0, READ_NEXT, 1) + change(1, CAS, n) + bytes(2)
+    for n in (2, 3, 4)
+] + [
+    # Random preemption (mode byte >= 128, fuzz/schedule.h): at odds 1/8 and
+    # 1/32, each with its own seed in the six bytes that follow.
+    bytes([3, 2, 1, 0, 128 | 2 << 2]) + bytes([0x5e, 0xed, 0x00, 0x00, 0x00, 0x01]),
+    bytes([1, 3, 0, 2, 128 | 4 << 2]) + bytes([0x5e, 0xed, 0x00, 0x00, 0x00, 0x02]),
 ]
 
 

@@ -7,7 +7,15 @@ Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
   Schedule schedule;
   size_t pos = 0;
   for (uint8_t& priority : schedule.priorities) priority = byte(pos++);
-  const size_t changes = byte(pos++) % (Schedule::kMaxChangePoints + 1);
+  const uint8_t mode = byte(pos++);
+  if (mode >= 128) {
+    schedule.random_preemption_odds = 2u << ((mode >> 2) % 8);
+    for (size_t i = 0; i < Schedule::kMaxChangePoints * 2; ++i) {
+      schedule.random_seed = schedule.random_seed << 8 | byte(pos + i);
+    }
+    return schedule;
+  }
+  const size_t changes = mode % (Schedule::kMaxChangePoints + 1);
   for (size_t i = 0; i < Schedule::kMaxChangePoints; ++i, pos += 2) {
     if (i < changes) {
       schedule.change_points.push_back({byte(pos) % Program::kMaxThreads,

@@ -17,8 +17,11 @@ namespace poolguard::fuzz {
 struct Schedule {
   static constexpr size_t kMaxChangePoints = 3;
   // Bytes DecodeSchedule() reads; the program follows them in a fuzz input:
-  // one priority per thread, a change-point count, then two bytes per change
-  // point: {thread (bits 0-1) and point kind (bits 2-7), occurrence}.
+  // one priority per thread, a mode byte, then two bytes per change point:
+  // {thread (bits 0-1) and point kind (bits 2-7), occurrence}. The mode
+  // byte: below 128, its value % 4 is how many change points follow; from
+  // 128 on, random preemption (below) at odds 2 << ((byte >> 2) % 8), seeded
+  // by the six change-point bytes.
   static constexpr size_t kEncodedSize = Program::kMaxThreads + 1 + kMaxChangePoints * 2;
 
   // Kinds of schedule points a change point can name: the pool's own
@@ -43,6 +46,15 @@ struct Schedule {
   // PCT priorities: higher runs first; ties go to the lower thread index.
   std::array<uint8_t, Program::kMaxThreads> priorities{};
   std::vector<ChangePoint> change_points;
+  // Random preemption (PCT with change points drawn at run time, as
+  // shuttle's PCT scheduler draws them): when non-zero, each schedule point
+  // drops the running thread below all others with probability
+  // 1 / random_preemption_odds, from a generator seeded with random_seed.
+  // Deterministic: the same input takes the same interleaving. It reaches
+  // preemptions deep into long runs (the 65th free of a bulk op) that no
+  // one-byte occurrence can name, and several at once.
+  uint32_t random_preemption_odds = 0;
+  uint64_t random_seed = 0;
   // More schedule points than this in one run is a hang (livelock), plus
   // kStepsPerObject for every object the program may allocate (see
   // RunScheduled()): what a run may take grows with what it allocates.

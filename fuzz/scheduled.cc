@@ -198,6 +198,7 @@ class Scheduler {
       priority_[t].store(schedule.priorities[t] + 1, std::memory_order_relaxed);
       last_site_[t].store(kOpBoundarySite, std::memory_order_relaxed);
     }
+    rng_.store(schedule.random_seed, std::memory_order_relaxed);
     const int first = PickNext();
     current_.store(first, std::memory_order_relaxed);
     if (first != kNone) turn_[first].store(1, std::memory_order_relaxed);
@@ -384,10 +385,12 @@ class Scheduler {
       if (change.thread % threads_ != me) continue;
       if ((change.kind == kind && change.occurrence == nth_of_kind) ||
           (change.kind == Schedule::kAnyPoint && change.occurrence == nth_point)) {
-        // Drop below every thread, including those dropped before.
-        priority_[me].store(lowest_.fetch_sub(1, std::memory_order_relaxed),
-                            std::memory_order_relaxed);
+        DropBelowAll(me);
       }
+    }
+    if (schedule_.random_preemption_odds != 0 && !spin &&
+        NextRandom() % schedule_.random_preemption_odds == 0) {
+      DropBelowAll(me);
     }
     if (spin) {
       waiting_[me].store(true, std::memory_order_relaxed);
@@ -407,6 +410,21 @@ class Scheduler {
     HiddenFromTsan hidden;
     HandOver(me, next);
     WaitForTurnLocked(me);
+  }
+
+  // Drop below every thread, including those dropped before.
+  POOLGUARD_NOT_COVERED void DropBelowAll(size_t me) {
+    priority_[me].store(lowest_.fetch_sub(1, std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+
+  // splitmix64 over the schedule's seed: the same draws in every replay.
+  // Only the running thread draws (relaxed: the hand-offs order the draws).
+  POOLGUARD_NOT_COVERED uint64_t NextRandom() {
+    uint64_t z = rng_.load(std::memory_order_relaxed) + 0x9e3779b97f4a7c15u;
+    rng_.store(z, std::memory_order_relaxed);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
   }
 
   // Thread `me` (which runs) lets `next` (or, with kNone, nobody) run.
@@ -468,7 +486,8 @@ class Scheduler {
   std::atomic<uint32_t> run_over_{0};
   std::atomic<uint32_t> run_over_sleepers_{0};
   std::atomic<uint32_t> step_{0};
-  std::atomic<int> lowest_{0};  // priorities of dropped threads go below 1
+  std::atomic<uint64_t> rng_{0};  // NextRandom()'s state, from the schedule's seed
+  std::atomic<int> lowest_{0};    // priorities of dropped threads go below 1
   std::atomic<int> in_op_{0};
   std::atomic<size_t> remaining_{threads_};  // threads not yet finished
   std::atomic<int> priority_[Program::kMaxThreads] = {};
@@ -499,6 +518,10 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
                     change.occurrence, " of kind ", change.kind, ")");
   }
   if (schedule.change_points.empty()) absl::StrAppend(&context, " none");
+  if (schedule.random_preemption_odds != 0) {
+    absl::StrAppend(&context, "; random preemption at odds 1/", schedule.random_preemption_odds,
+                    ", seed ", schedule.random_seed);
+  }
   SetFailureContext(std::move(context));
   World world(program);
   {

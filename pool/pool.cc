@@ -44,9 +44,18 @@ absl::StatusOr<internal::PoolLayout> MakeLayout(const PoolOptions& options) {
   internal::PoolLayout layout;
   layout.name = options.name;
   layout.object_size = options.object_size;
+#if defined(POOLGUARD_MUTANT_TINY_SLOT_NO_ROOM_FOR_LINK)
+  // SEEDED BUG (fuzz/mutants/README.md): the slot is sized and aligned for
+  // the object alone, so a free object smaller than a pointer has no room
+  // for the link the free lists keep in its first word.
+  static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
+  layout.alignment = options.alignment;
+  const size_t size = options.object_size;
+#else
   // A free object keeps its link in its first word.
   layout.alignment = std::max(options.alignment, alignof(void*));
   const size_t size = std::max(options.object_size, sizeof(void*));
+#endif
   // No overflow, and at most kMaxObjectSize: size <= kMaxObjectSize, which
   // is a multiple of every alignment up to kMaxAlignment.
   static_assert(Pool::kMaxObjectSize % Pool::kMaxAlignment == 0);

@@ -40,6 +40,22 @@ TEST(DecodeProgramTest, EveryRandomInputIsValid) {
   }
 }
 
+TEST(DecodeScheduleTest, ModeBytesPickChangePointsOrRandomPreemption) {
+  // Mode 2: two change points.
+  Schedule schedule = DecodeSchedule(std::vector<uint8_t>{3, 2, 1, 0, 2, 0x09, 4, 0x2c, 0});
+  ASSERT_EQ(schedule.change_points.size(), 2u);
+  EXPECT_EQ(schedule.change_points[0].thread, 1u);
+  EXPECT_EQ(schedule.change_points[0].kind, 2);
+  EXPECT_EQ(schedule.change_points[0].occurrence, 5u);
+  EXPECT_EQ(schedule.change_points[1].kind, Schedule::kOpBoundary);
+  EXPECT_EQ(schedule.random_preemption_odds, 0u);
+  // Mode 128 | 3 << 2: random preemption at odds 1/16, the six bytes its seed.
+  schedule = DecodeSchedule(std::vector<uint8_t>{3, 2, 1, 0, 128 | 3 << 2, 1, 2, 3, 4, 5, 6});
+  EXPECT_TRUE(schedule.change_points.empty());
+  EXPECT_EQ(schedule.random_preemption_odds, 16u);
+  EXPECT_EQ(schedule.random_seed, 0x010203040506u);
+}
+
 TEST(DecodeProgramTest, DecodesThreadKindAndArguments) {
   // 3 threads; thread 1 frees slot 5; thread 2 flushes pool 1; thread 0 gcs;
   // thread 2 creates private pool 3 of shape 5; thread 1 forks (code 14,

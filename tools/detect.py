@@ -49,12 +49,13 @@ def bazel_build(workspace, config, mutant, target):
     return ["bazel", "build"] + toolbox.build_flags(config, mutant) + [target.bin_label()]
 
 
-def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path):
+def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path, extra_env):
     run_dir.mkdir(parents=True, exist_ok=True)
     corpus = run_dir / "corpus"
     shutil.rmtree(corpus, ignore_errors=True)
     shutil.copytree(corpus_seed, corpus)
     env = dict(os.environ)
+    env.update(extra_env)
     cmd = [str(binary), f"-seed={seed}", f"-max_total_time={budget_s}", "-timeout=30",
            "-rss_limit_mb=8192", f"-artifact_prefix={run_dir}/", f"-dict={dict_path}",
            "-print_final_stats=0", str(corpus)]
@@ -105,6 +106,27 @@ def replay(binary, artifact, times, expected_oracle):
     return same
 
 
+def feedback_comparison(rows):
+    """The feedback experiment's table (markdown), or "" when none ran."""
+    arms = {}
+    for r in rows:
+        arms.setdefault((r["subject"], r["target"]), {})[r["feedback"]] = r
+    pairs = [(key, a["on"], a["off"]) for key, a in arms.items() if "on" in a and "off" in a]
+    if not pairs:
+        return ""
+    out = ["", "## Interleaving feedback", "",
+           "The same binary with the scheduled executor's interleaving feedback on and off "
+           "(POOLGUARD_INTERLEAVING_FEEDBACK=0). Medians over every run, a miss counted as the "
+           "whole budget.", "",
+           "| subject | detected on | detected off | median s on | median s off | on / off |",
+           "|---|---|---|---|---|---|"]
+    for (subject, _), on, off in pairs:
+        ratio = on["median_s_censored"] / off["median_s_censored"] if off["median_s_censored"] else 0
+        out.append(f"| {subject} | {on['detected']}/{on['runs']} | {off['detected']}/{off['runs']} | "
+                   f"{on['median_s_censored']} | {off['median_s_censored']} | {ratio:.2f} |")
+    return "\n".join(out) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="libFuzzer seeds per subject")
@@ -144,7 +166,12 @@ def main():
     for m in catalog:
         subjects.append(dict(subject=m["name"], kind="mutant", mutant=m["name"],
                              fuzz=project.in_tree_target(m["target"], m["backend"]),
-                             config=m["config"]))
+                             config=m["config"], feedback="on"))
+        if m.get("feedback_experiment"):
+            # The same binary with the interleaving feedback off
+            # (fuzz/scheduled.cc): how much the feedback buys on a bug that
+            # needs preemptions placed just so.
+            subjects.append(dict(subjects[-1], feedback="off"))
     extra = []
     for text in [t for t in (args.targets or "").split(",") if t]:
         try:
@@ -155,7 +182,7 @@ def main():
     in_tree = backends if (workspace / "variants.bzl").exists() else []
     for fuzz in [project.in_tree_target(f, b) for b in in_tree for f in fuzzers] + extra:
         subjects.append(dict(subject=fuzz.backend, kind="backend", mutant=None, fuzz=fuzz,
-                             config=fuzzers[fuzz.fuzzer]["config"]))
+                             config=fuzzers[fuzz.fuzzer]["config"], feedback="on"))
     if not in_tree:
         subjects = [s for s in subjects if s["kind"] == "backend"]
     for s in subjects:
@@ -175,24 +202,31 @@ def main():
     # Build each binary and keep a copy: the next build overwrites bazel-bin.
     bin_dir = out / "bin"
     bin_dir.mkdir(exist_ok=True)
+    built = {}
     for s in subjects:
+        name = f"{s['subject']}-{s['target']}-{s['config']}"
+        s["binary"] = bin_dir / name
+        s["env"] = {} if s["feedback"] == "on" else {"POOLGUARD_INTERLEAVING_FEEDBACK": "0"}
+        s["label"] = s["subject"] + ("" if s["feedback"] == "on" else " (feedback off)")
+        if name in built:
+            s["build_cmd"] = built[name]
+            continue
         print(f"detect: building {s['target']} --config={s['config']}"
               f"{' mutant ' + s['mutant'] if s['mutant'] else ''}", flush=True)
         build_cmd = bazel_build(workspace, s["config"], s["mutant"], s["fuzz"])
-        name = f"{s['subject']}-{s['target']}-{s['config']}"
-        s["binary"] = bin_dir / name
         shutil.copy2(s["fuzz"].bin_path(workspace), s["binary"])
-        s["build_cmd"] = " ".join(build_cmd)
+        s["build_cmd"] = built[name] = " ".join(build_cmd)
 
     target_kind = lambda s: fuzzers[s["fuzz"].fuzzer]["corpus"]
     futures = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for s in subjects:
             for seed in range(1, args.seeds + 1):
-                run_dir = out / "runs" / f"{s['subject']}-{s['target']}" / f"seed{seed}"
+                arm = "" if s["feedback"] == "on" else "-nofeedback"
+                run_dir = out / "runs" / f"{s['subject']}-{s['target']}{arm}" / f"seed{seed}"
                 futures[pool.submit(run_one, s["binary"], run_dir, seed, args.budget_s,
                                     project.ROOT / "fuzz/corpus" / target_kind(s),
-                                    project.ROOT / "fuzz/pool_fuzzer.dict")] = s
+                                    project.ROOT / "fuzz/pool_fuzzer.dict", s["env"])] = s
         for future in concurrent.futures.as_completed(futures):
             s = futures[future]
             r = future.result()
@@ -204,7 +238,7 @@ def main():
             verdict = f"{r['oracle']} after {r['seconds']} s" if r["detected"] else "nothing found"
             if r["replayed"] is not None:
                 verdict += f", replays failing the same way {r['replayed']}/{args.replays}"
-            print(f"detect: {s['subject']:<28} {s['target']:<28} seed {r['seed']}: {verdict}",
+            print(f"detect: {s['label']:<28} {s['target']:<28} seed {r['seed']}: {verdict}",
                   flush=True)
 
     rows = []
@@ -215,13 +249,15 @@ def main():
         oracles = sorted({r["oracle"] for r in hits})
         reproduce = None
         if hits:
-            reproduce = (f"{s['build_cmd']} && {s['fuzz'].bin_path('.')} "
+            env = "".join(f"{k}={v} " for k, v in s["env"].items())
+            reproduce = (f"{s['build_cmd']} && {env}{s['fuzz'].bin_path('.')} "
                          f"{hits[0]['artifact']}")
         rows.append({
             "subject": s["subject"],
             "kind": s["kind"],
             "target": s["target"],
             "config": s["config"],
+            "feedback": s["feedback"],
             "runs": len(results),
             "detected": len(hits),
             "median_s": round(statistics.median(times), 2) if times else None,
@@ -229,6 +265,11 @@ def main():
             "oracle": ",".join(oracles) if oracles else None,
             "reproduce": reproduce,
             "seconds_per_run": [r["seconds"] for r in results],
+            # The median over every run, an undetected one counted as the
+            # whole budget: comparable between the feedback arms even when
+            # one of them misses.
+            "median_s_censored": round(statistics.median(
+                [r["seconds"] if r["detected"] else args.budget_s for r in results]), 2),
             # For scheduled-mode crashes: replays of each crash input that
             # failed with the same oracle, out of --replays.
             "replays_same_failure": [r["replayed"] for r in hits if r["replayed"] is not None],
@@ -246,17 +287,21 @@ def main():
     lines = []
     for r in rows:
         fmt = lambda v: "-" if v is None else str(v)
-        lines.append(f"| {r['subject']} | {r['kind']} | {r['target']} | {r['config']} | "
+        subject = r["subject"] + ("" if r["feedback"] == "on" else " (feedback off)")
+        lines.append(f"| {subject} | {r['kind']} | {r['target']} | {r['config']} | "
                      f"{r['detected']}/{r['runs']} | {fmt(r['median_s'])} | {fmt(r['max_s'])} | "
                      f"{fmt(r['oracle'])} | {replay_text(r)} |")
-    repro = [f"- `{r['subject']}`: `{r['reproduce']}`" for r in rows if r["reproduce"]]
+    repro = [f"- `{r['subject']}`{'' if r['feedback'] == 'on' else ' (feedback off)'}: "
+             f"`{r['reproduce']}`" for r in rows if r["reproduce"]]
+    comparison = feedback_comparison(rows)
     md = (f"# Detection experiment\n\n{args.seeds} seeds per subject, at most {args.budget_s} s "
           f"per run, one core per run, {args.jobs} run(s) at once.\n\n" + header +
-          "\n".join(lines) + "\n\n## Reproduce\n\n" + ("\n".join(repro) or "(nothing detected)") + "\n")
+          "\n".join(lines) + "\n" + comparison + "\n## Reproduce\n\n" +
+          ("\n".join(repro) or "(nothing detected)") + "\n")
     (out / "detect.md").write_text(md)
     print()
     print(header + "\n".join(lines))
-    print()
+    print(comparison)
     for line in repro:
         print(line)
     print(f"\ndetect: wrote {out / 'detect.md'} and {out / 'detect.json'}")

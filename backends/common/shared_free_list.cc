@@ -108,8 +108,4 @@ SharedFreeList::Counts SharedFreeList::counts() const {
   return Counts{AllocatedOf(tag), FreeOf(tag)};
 }
 
-size_t SharedFreeList::free_hint() const {
-  return FreeOf(__atomic_load_n(&head_.tag, __ATOMIC_RELAXED));
-}
-
 }  // namespace poolguard::internal

@@ -123,8 +123,6 @@ class SharedFreeList {
 
   // One snapshot of the counts: never torn, exact when nothing runs.
   Counts counts() const;
-  // The free count alone, as a hint (relaxed).
-  size_t free_hint() const;
 
  private:
   // The head as a value. 16-byte aligned: cmpxchg16b faults otherwise.

@@ -34,29 +34,12 @@
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "pool/layout.h"
 #include "pool/pool_types.h"
 #include "pool/spinlock.h"
 #include "pool/system_memory.h"
 
 namespace poolguard::internal {
-
-// Adapts absl::Mutex to the SpinLock interface, for the measurement above.
-class ABSL_LOCKABLE MutexLock {
- public:
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
-    POOLGUARD_SCHED_POINT(kLock);
-    mu_.Lock();
-  }
-  void Unlock() ABSL_UNLOCK_FUNCTION() {
-    POOLGUARD_SCHED_POINT(kUnlock);
-    mu_.Unlock();
-  }
-
- private:
-  absl::Mutex mu_;
-};
 
 template <typename Lock>
 class BasicLockedBackend {
@@ -202,17 +185,7 @@ class BasicLockedBackend {
 
   // The list was empty: a new object from the system, within max_objects.
   ABSL_ATTRIBUTE_NOINLINE void* AllocFromSystem() {
-    {
-      Holder h(&lock_);
-      if (allocated_ >= layout_.max_objects) {
-        // relaxed: a statistic.
-        failed_.fetch_add(1, std::memory_order_relaxed);
-        return nullptr;
-      }
-      // Count the object before obtaining it, so that concurrent callers
-      // cannot overshoot max_objects while the lock is dropped.
-      ++allocated_;
-    }
+    if (!CountNewObject()) return nullptr;
     void* object = AllocateFromSystem(layout_.slot_size, layout_.alignment);
     if (ABSL_PREDICT_FALSE(object == nullptr)) {
       Holder h(&lock_);
@@ -220,6 +193,20 @@ class BasicLockedBackend {
       failed_.fetch_add(1, std::memory_order_relaxed);
     }
     return object;
+  }
+
+  // Counts the object before obtaining it, so that concurrent callers cannot
+  // overshoot max_objects while the lock is dropped; false (a failure
+  // counted) at the limit.
+  bool CountNewObject() {
+    Holder h(&lock_);
+    if (allocated_ >= layout_.max_objects) {
+      // relaxed: a statistic.
+      failed_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    ++allocated_;
+    return true;
   }
 
   // Releases a chain of free objects that no other thread can reach.

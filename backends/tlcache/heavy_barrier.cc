@@ -36,30 +36,33 @@ ABSL_CONST_INIT std::atomic<int> g_last_error{0};
 // membarrier(cmd), or the injected failure; returns 0 or an errno value.
 int Membarrier(int cmd) {
   if (const int injected = InjectedSystemCallError(SystemCall::kMembarrier)) return injected;
-  return syscall(__NR_membarrier, cmd, 0, 0) == 0 ? 0 : errno;
+  // (A real failure cannot be caused on demand; the injected one stands in.)
+  return syscall(__NR_membarrier, cmd, 0, 0) == 0 ? 0 : errno;  // coverage-exempt: see above
 }
 
 int ChooseMode() {
   const long commands = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  // coverage-exempt-begin: what the kernel offers is fixed per machine; the
+  // injected failure of the registration (POOLGUARD_FAIL_MEMBARRIER=1) takes
+  // the fenced branch.
   if (commands >= 0 && (commands & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
       Membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0) {
     return kMembarrierMode;
   }
+  // coverage-exempt-end
   return kFencedMode;
 }
 
 int Mode() {
-  int mode = g_mode.load(std::memory_order_relaxed);
-  if (ABSL_PREDICT_FALSE(mode == kUnchosen)) {
-    // Two first callers may both query; both get the same answer, and
-    // registering twice is harmless.
-    mode = ChooseMode();
-    int expected = kUnchosen;
-    if (!g_mode.compare_exchange_strong(expected, mode, std::memory_order_relaxed)) {
-      mode = expected;
-    }
-  }
-  return mode;
+  const int mode = g_mode.load(std::memory_order_relaxed);
+  if (ABSL_PREDICT_TRUE(mode != kUnchosen)) return mode;
+  // Two first callers may both query; both get the same answer, and
+  // registering twice is harmless. Whoever loses the exchange, and whoever
+  // a failing barrier switched to kFencedMode in between, reads the winner's
+  // choice or the switch: either is a mode every window can follow.
+  int expected = kUnchosen;
+  g_mode.compare_exchange_strong(expected, ChooseMode(), std::memory_order_relaxed);
+  return g_mode.load(std::memory_order_relaxed);
 }
 
 // The fallback barrier: changing the protection of a page that is present
@@ -69,6 +72,9 @@ int Mode() {
 // A CPU that is not running one of our threads ran a context switch since,
 // which is a full barrier too. Returns 0 or an errno value.
 int MprotectBarrier() {
+  // coverage-exempt-begin: the fallback's own failures end the process
+  // (FallbackBarrier()), so no fuzz run can take them; heavy_barrier_test and
+  // fence_switch_test inject them.
   if (const int injected = InjectedSystemCallError(SystemCall::kMprotect)) return injected;
   static void* const page = [] {
     void* p = mmap(nullptr, static_cast<size_t>(sysconf(_SC_PAGESIZE)), PROT_READ | PROT_WRITE,
@@ -82,6 +88,7 @@ int MprotectBarrier() {
   if (mprotect(page, size, PROT_READ | PROT_WRITE) != 0) return errno;
   *static_cast<volatile char*>(page) = 1;
   if (mprotect(page, size, PROT_READ) != 0) return errno;
+  // coverage-exempt-end
   g_fallback_barriers.fetch_add(1, std::memory_order_relaxed);
   return 0;
 }
@@ -115,6 +122,7 @@ void FallbackBarrier() {
   POOLGUARD_SCHED_POINT(kFence);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   const int error = MprotectBarrier();
+  // coverage-exempt-begin: no barrier at all is fatal (see MprotectBarrier()).
   if (error != 0) {
     std::fprintf(stderr,
                  "poolguard: tlcache: no barrier can drain thread caches safely: "
@@ -123,10 +131,13 @@ void FallbackBarrier() {
                  std::strerror(g_last_error.load(std::memory_order_relaxed)), std::strerror(error));
     std::abort();
   }
+  // coverage-exempt-end
 }
 
+// coverage-exempt-begin: for tests only.
 uint64_t FallbackBarriersForTesting() {
   return g_fallback_barriers.load(std::memory_order_relaxed);
 }
+// coverage-exempt-end
 
 }  // namespace poolguard::internal

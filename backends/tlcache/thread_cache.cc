@@ -28,7 +28,8 @@ struct CacheRegistryAccess {
   static uint32_t AllocateIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_registry_lock) {
     if (free_count > 0) return free_indexes[--free_count];
     if (next_fresh < kMaxCacheThreads) return next_fresh++;
-    return 0;
+    // (thread_cache_test runs out of indexes; a fuzz program has 16 threads.)
+    return 0;  // coverage-exempt: kMaxCacheThreads threads with caches at once
   }
 
   static void FreeIndex(uint32_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_registry_lock) {
@@ -95,7 +96,14 @@ struct CacheRegistryAccess {
     thread_caches[index] = nullptr;
     for (ThreadCache* cache = caches; cache != nullptr; cache = cache->links().next_of_thread) {
       cache->links().set->TakeBack(*cache);
+#if defined(POOLGUARD_MUTANT_EXIT_LEAVES_CACHE_BOUND)
+      // SEEDED BUG (fuzz/mutants/README.md): the caches are freed, but each
+      // pool's slot for this index still points at them; the next thread
+      // given the index uses freed memory.
+      static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
+#else
       cache->links().set->by_thread_[index].store(nullptr, std::memory_order_relaxed);
+#endif
     }
     return caches;
   }
@@ -174,9 +182,11 @@ ThreadCache* CacheSet::Bind(uint32_t slots, uint32_t capacity) {
     // Arm the exit hook before the first index is taken (outside the lock:
     // pthread_setspecific may allocate). Arming again is harmless.
     const pthread_key_t key = ExitKey();
+    // coverage-exempt-begin: glibc's keys cannot be made to run out on demand.
     if (key == static_cast<pthread_key_t>(-1) || pthread_setspecific(key, &me) != 0) {
       return nullptr;
     }
+    // coverage-exempt-end
   }
   void* memory = AllocateFromSystem(ThreadCache::BytesFor(slots), ThreadCache::kAlignment);
   if (memory == nullptr) return nullptr;
@@ -198,11 +208,14 @@ ThreadCache* CacheSet::Bind(uint32_t slots, uint32_t capacity) {
       bound = true;
     }
   }
+  // coverage-exempt-begin: kMaxCacheThreads threads with caches at once
+  // (see AllocateIndex()).
   if (!bound) {
     // All kMaxCacheThreads indexes are taken: the shared level serves us.
     ReleaseToSystem(memory, ThreadCache::BytesFor(slots), ThreadCache::kAlignment);
     return nullptr;
   }
+  // coverage-exempt-end
   return cache;
 }
 
@@ -252,15 +265,28 @@ void CacheSet::DrainAll(uint32_t capacity) {
   //    below, or its load of open sees kCacheClosed (heavy_barrier.h).
   // No cache bound (the registry lock keeps it so): no owner to wait for,
   // and no barrier to pay.
+#if defined(POOLGUARD_MUTANT_DRAIN_WAITS_BEFORE_CLOSING)
+  // SEEDED BUG (fuzz/mutants/README.md): the handshake in the wrong order.
+  // It waits for each owner to be idle and only then closes the caches, so
+  // an owner that opens its window in between is never waited for.
+  static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
+  for (uint32_t i = 1; i < Registry::next_fresh; ++i) {
+    if (ThreadCache* cache = by_thread_[i].load(std::memory_order_relaxed)) {
+      Registry::WaitIdle(*cache);
+    }
+  }
+#endif
   if (!CloseAll()) return;
   Registry::Barrier();
   for (uint32_t i = 1; i < Registry::next_fresh; ++i) {
     ThreadCache* cache = by_thread_[i].load(std::memory_order_relaxed);
     if (cache == nullptr) continue;
-#if defined(POOLGUARD_MUTANT_DRAIN_IGNORES_BUSY)
+#if defined(POOLGUARD_MUTANT_DRAIN_IGNORES_BUSY) || \
+    defined(POOLGUARD_MUTANT_DRAIN_WAITS_BEFORE_CLOSING)
     // SEEDED BUG (fuzz/mutants/README.md): the drainer closes the cache but
     // does not wait for a window in progress, so it empties (and Flush()
     // releases) objects the owner is about to hand out or has just stored.
+    // (drain_waits_before_closing waited above, before closing.)
     static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
 #else
     // 3. Wait for a window in progress; the contents are then ours.
@@ -288,7 +314,13 @@ ThreadCache* CacheSet::UnbindAll() {
     // Unbound caches stay closed; the owner's next call on this slot finds
     // nullptr.
     by_thread_[i].store(nullptr, std::memory_order_relaxed);
+#if defined(POOLGUARD_MUTANT_DESTROY_LEAVES_CACHE_LINKED)
+    // SEEDED BUG (fuzz/mutants/README.md): the cache is freed with the pool
+    // but stays in its thread's list, which the thread's exit walks.
+    static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
+#else
     Registry::Unlink(cache);
+#endif
     cache->links().next_of_thread = unbound;
     unbound = cache;
   }
@@ -380,11 +412,13 @@ void CacheSet::UnlockAllAfterFork(bool child) {
   FreeCaches(gone);
 }
 
+// coverage-exempt-begin: for tests only.
 uint32_t CacheThreadIndexForTesting() { return tl_cache_thread.index; }
 
 uint32_t CacheThreadsInUseForTesting() {
   SpinLockHolder holder(&cache_registry_lock);
   return Registry::next_fresh - 1 - Registry::free_count;
 }
+// coverage-exempt-end
 
 }  // namespace poolguard::internal

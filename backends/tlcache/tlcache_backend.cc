@@ -110,7 +110,15 @@ void TlcacheBackend::SpillAndClose(ThreadCache& cache, void* object) {
   const uint32_t half = std::max<uint32_t>(1, cache.capacity / 2);
   const uint32_t keep = cache.capacity - half;
   void** objects = cache.objects();
-  if (!transfer_.Give(objects + keep, half)) {
+#if defined(POOLGUARD_MUTANT_SPILL_GIVES_ONE_TOO_MANY)
+  // SEEDED BUG (fuzz/mutants/README.md): off by one in the upper half's
+  // start: objects[keep - 1] goes to the transfer cache and stays in this one.
+  static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
+  const uint32_t first_given = keep - 1;
+#else
+  const uint32_t first_given = keep;
+#endif
+  if (!transfer_.Give(objects + first_given, half)) {
     for (uint32_t i = keep; i + 1 < cache.capacity; ++i) WriteLink(objects[i], objects[i + 1]);
     list_.PushChain(objects[keep], objects[cache.capacity - 1], half);
   }
