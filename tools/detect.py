@@ -23,10 +23,8 @@ import concurrent.futures
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
-import time
 from pathlib import Path
 
 import project
@@ -50,44 +48,21 @@ def bazel_build(workspace, config, mutant, target):
 
 
 def run_one(binary, run_dir, seed, budget_s, corpus_seed, dict_path, extra_env):
-    run_dir.mkdir(parents=True, exist_ok=True)
-    corpus = run_dir / "corpus"
-    shutil.rmtree(corpus, ignore_errors=True)
-    shutil.copytree(corpus_seed, corpus)
     env = dict(os.environ)
     env.update(extra_env)
-    cmd = [str(binary), f"-seed={seed}", f"-max_total_time={budget_s}", "-timeout=30",
-           "-rss_limit_mb=8192", f"-artifact_prefix={run_dir}/", f"-dict={dict_path}",
-           "-print_final_stats=0", str(corpus)]
-    start = time.monotonic()
-    killed = False
-    with open(run_dir / "fuzz.log", "w") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
-        try:
-            returncode = process.wait(timeout=budget_s + 120)
-        except subprocess.TimeoutExpired:
-            # A run that outlives its budget by minutes is stuck (a sanitizer
-            # report that never finished exiting, or a real hang): stop it and
-            # judge it by what it printed.
-            os.killpg(process.pid, signal.SIGKILL)
-            returncode = process.wait()
-            killed = True
-    elapsed = time.monotonic() - start
-    artifacts = sorted(p for p in run_dir.iterdir()
-                       if p.name.startswith(("crash-", "timeout-", "oom-", "leak-")))
-    text = (run_dir / "fuzz.log").read_text(errors="replace")
-    oracle = triage.classify(text)
-    detected = (returncode != 0 and bool(artifacts)) or (killed and oracle != "unknown")
-    if killed and not detected:
+    run = toolbox.fuzz_once(binary, run_dir, seed, budget_s, corpus_seed, dict_path, env=env)
+    oracle = triage.classify(run.log)
+    detected = (run.returncode != 0 and bool(run.artifacts)) or (run.stopped and
+                                                                  oracle != "unknown")
+    if run.stopped and not detected:
         detected, oracle = True, "hang:killed"
     return {
         "seed": seed,
         "detected": detected,
-        "seconds": round(elapsed, 2),
+        "seconds": run.seconds,
         "oracle": oracle if detected else None,
-        "artifact": str(artifacts[0]) if artifacts else str(run_dir / "fuzz.log"),
-        "exit": returncode,
+        "artifact": str(run.artifacts[0]) if run.artifacts else str(run_dir / "fuzz.log"),
+        "exit": run.returncode,
     }
 
 

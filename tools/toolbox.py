@@ -135,6 +135,47 @@ def reproduce_command(config, mutant, bin_label, input_path, runs=1):
             f"{extra}{input_path}")
 
 
+class FuzzRun:
+    """What one libFuzzer run left: its exit code, whether it had to be
+    stopped, how long it took, its log and its crash files."""
+
+    def __init__(self, returncode, stopped, seconds, log, artifacts):
+        self.returncode, self.stopped, self.seconds = returncode, stopped, seconds
+        self.log, self.artifacts = log, artifacts
+
+
+def fuzz_once(binary, run_dir, seed, budget_s, corpus_seed, dict_path, env=None, grace_s=120,
+              rss_limit_mb=8192):
+    """Fuzzes `binary` for `budget_s` from a fresh copy of `corpus_seed`, in
+    `run_dir` (the log in fuzz.log, crash files beside it)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    corpus = run_dir / "corpus"
+    shutil.rmtree(corpus, ignore_errors=True)
+    shutil.copytree(corpus_seed, corpus)
+    cmd = [str(binary), f"-seed={seed}", f"-max_total_time={budget_s}", "-timeout=30",
+           f"-rss_limit_mb={rss_limit_mb}", f"-artifact_prefix={run_dir}/", f"-dict={dict_path}",
+           "-print_final_stats=0", str(corpus)]
+    start = time.monotonic()
+    stopped = False
+    with open(run_dir / "fuzz.log", "w") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
+        try:
+            returncode = process.wait(timeout=budget_s + grace_s)
+        except subprocess.TimeoutExpired:
+            # A run that outlives its budget by minutes is stuck (a sanitizer
+            # report that never finished exiting, or a real hang): stop it and
+            # judge it by what it printed.
+            os.killpg(process.pid, signal.SIGKILL)
+            returncode = process.wait()
+            stopped = True
+    seconds = round(time.monotonic() - start, 2)
+    artifacts = sorted(p for p in run_dir.iterdir()
+                       if p.name.startswith(("crash-", "timeout-", "oom-", "leak-")))
+    return FuzzRun(returncode, stopped, seconds,
+                   (run_dir / "fuzz.log").read_text(errors="replace"), artifacts)
+
+
 def replay(binary, input_path, runs=1, timeout_s=60, env=None):
     """Runs `binary` on one input; returns (exit code, output). A timeout is exit -1.
 
