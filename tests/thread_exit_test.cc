@@ -69,13 +69,17 @@ TEST(ThreadExitTest, APoolUsedFirstInAKeyDestructorGetsEverythingBack) {
   for (int i = 0; i < 4; ++i) {
     std::thread([key] { pthread_setspecific(key, reinterpret_cast<void*>(3)); }).join();
   }
-  // And one that stays alive while the pool is flushed and inspected.
+  // And one that stays alive, its object freed into its cache, while the
+  // pool is flushed and inspected.
+  std::atomic<bool> used{false};
   std::atomic<bool> done{false};
   std::thread alive([&] {
     pthread_setspecific(key, reinterpret_cast<void*>(2));
     AllocAndFree(*g_pool, 1);
+    used.store(true);
     while (!done.load()) std::this_thread::yield();
   });
+  while (!used.load()) std::this_thread::yield();
   pool->Flush();
   ExpectStats(*pool, 0, 0, 0);
   done.store(true);
