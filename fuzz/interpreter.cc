@@ -667,6 +667,25 @@ void World::FinishRun() {
   // then exact whatever the backend's stats semantics.
   ReleaseThreadCaches();
   CheckQuiescent(kAllThreads);
+  // The gc contract, at a quiescent point: GcAll() trims every pool down to
+  // its min_free free objects (pool/pool.h), wherever the backend keeps
+  // them (a thread cache, a transfer cache, its list).
+  GcAll();
+  auto check_trimmed = [this](const Pool& pool) {
+    const PoolStats stats = pool.Stats();
+    if (stats.free > pool.min_free()) {
+      OracleFailure("gc_contract",
+                    absl::StrCat("pool '", pool.name(), "' after the run and GcAll(): free ",
+                                 stats.free, " > min_free ", pool.min_free(), " (allocated ",
+                                 stats.allocated, ", used ", stats.used, "); ", Where(0)));
+    }
+  };
+  for (const ThreadState& thread : threads_) {
+    for (const auto& pool : thread.private_pools) {
+      if (pool != nullptr) check_trimmed(*pool);
+    }
+  }
+  for (const auto& pool : shared_pools_) check_trimmed(*pool);
   auto check_empty = [this](Pool& pool, std::string_view when) {
     const PoolStats stats = pool.Stats();
     if (stats.allocated != 0 || stats.used != 0 || stats.free != 0) {
