@@ -80,6 +80,12 @@ SHARED_WRITE = re.compile(
     r"\bstd::copy\(|\bUnlink\(|\bFreeIndex\(|(\+\+|--)\w+_\b|\b\w+_(\[[^]]*\])? (=|\+=|-=) |"
     r"\bSpinLockHolder \w+\(|\bHolder \w+\(|\bWaitIdle\(|\bReopen\(|\bCloseAll\(\)|"
     r"\bCloseWindow\(|\bDrainAll\(|\bEmptyTransfer\(")
+# A declaration with an initializer (a member's default, a local's first
+# value): deleting or swapping one changes no shared memory, only what the
+# compiler accepts. Lock holders are declarations too, and are kept.
+DECLARATION = re.compile(r"^\s*((static|inline|const|constexpr|mutable)\s+)*[\w:]+(<[^;]*>)?"
+                         r"[\s*&]+\w+( = [^;]+| ?\{[^;]*\})?;\s*$")
+LOCK_HOLDER = re.compile(r"\b(SpinLockHolder|Holder) \w+\(")
 SHARED_READ = re.compile(r"\.load\(|__atomic_load|\bReadLink\(")
 BARRIER = re.compile(r"\batomic_signal_fence\(|\batomic_thread_fence\(|__atomic_thread_fence\(|"
                      r"\bBarrier\(\)|\bFallbackBarrier\(\)|\bHeavyBarrier\(\)")
@@ -140,7 +146,8 @@ def statement_lines(lines):
         code = code_part(line).strip()
         if not code:
             continue
-        if code.endswith(";") and previous[-1:] in (";", "{", "}", ":") and \
+        declaration = DECLARATION.match(code) and not LOCK_HOLDER.search(code)
+        if code.endswith(";") and previous[-1:] in (";", "{", "}", ":") and not declaration and \
                 not code.startswith(("return", "#", "static_assert", "using", "case ", "}")):
             result.append(i)
         previous = code
