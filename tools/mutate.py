@@ -155,10 +155,9 @@ def statement_lines(lines):
 
 
 def skipped_lines(lines):
-    """Lines the generator leaves alone: preprocessor lines, catalog mutants'
-    #if blocks (their other branch is the real code), and class/struct
-    declarations' member declarations with initializers outside functions
-    are still fair game; only the catalog blocks and directives are skipped."""
+    """Lines the generator leaves alone: preprocessor directives, and the
+    seeded-bug branch of each catalog mutant's #if block (its #else branch is
+    the real code, and is mutated like any other)."""
     skipped = set()
     depth = 0
     for i, line in enumerate(lines):
