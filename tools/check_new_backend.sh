@@ -41,7 +41,10 @@ text, n = re.subn(r"^(BACKENDS = \[\n)", r'\1    # A throwaway backend (tools/ch
 assert n == 1, "no BACKENDS list in variants.bzl"
 open(path, "w").write(text)
 PY
-python3 tools/project.py backends | grep -qx "$name" || fail "$name is not in BACKENDS"
+# Read the whole list first: `| grep -q` would close the pipe at the first
+# match, and project.py's next write would then fail under pipefail.
+listed="$(python3 tools/project.py backends)"
+grep -qx "$name" <<<"$listed" || fail "$name is not in BACKENDS"
 
 echo "check_new_backend: backends/$name from examples/toy; running its suite"
 # The tree still loads, with a fourth backend (this once broke //tests).
