@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "bench/shapes.h"
 #include "bench/workloads.h"
 #include "benchmark/benchmark.h"
 
@@ -15,6 +16,16 @@ struct MallocSubject {
   static constexpr bool kCrossThread = true;
   BENCH_INLINE static void* Alloc() { return std::malloc(kObjectSize); }
   BENCH_INLINE static void Free(void* object) { std::free(object); }
+
+  // The shapes (bench/shapes.h): malloc of the shape's size. No allocator
+  // here has a portable call that gives cached memory back: Flush() does
+  // nothing, and the shapes' "after Flush()" figures are the same as before.
+  template <size_t kSize>
+  struct Sized {
+    BENCH_INLINE static void* Alloc() { return std::malloc(kSize); }
+    BENCH_INLINE static void Free(void* object) { std::free(object); }
+    static void Flush() {}
+  };
 };
 
 }  // namespace
@@ -30,6 +41,7 @@ int main(int argc, char** argv) {
     }
   }
   poolguard::bench::RegisterWorkloads<poolguard::bench::MallocSubject>(subject);
+  poolguard::bench::RegisterShapes<poolguard::bench::MallocSubject>(subject);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -1,10 +1,12 @@
 // //tools:bench's workloads on one pool backend (pool_bench_<backend>), plus
 // the cost of Flush() and GcAll() under load and the memory they return.
 #include <chrono>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "bench/shapes.h"
 #include "bench/workloads.h"
 #include "benchmark/benchmark.h"
 #include "pool/pool.h"
@@ -12,10 +14,11 @@
 namespace poolguard::bench {
 namespace {
 
-std::unique_ptr<Pool> MakePool(const char* name, size_t min_free) {
+std::unique_ptr<Pool> MakePool(const char* name, size_t min_free,
+                               size_t object_size = kObjectSize) {
   PoolOptions options;
   options.name = name;
-  options.object_size = kObjectSize;
+  options.object_size = object_size;
   options.alignment = 64;
   options.min_free = min_free;
   return *Pool::Create(options);
@@ -25,10 +28,21 @@ std::unique_ptr<Pool> MakePool(const char* name, size_t min_free) {
 // Created in main() before any benchmark (no guard on the access).
 Pool* shared_pool = nullptr;
 
+// The shapes' pools, one per object size (bench/shapes.h), made in main().
+template <size_t kSize>
+Pool* sized_pool = nullptr;
+
 struct PoolSubject {
   static constexpr bool kCrossThread = true;
   BENCH_INLINE static void* Alloc() { return shared_pool->Alloc(); }
   BENCH_INLINE static void Free(void* object) { shared_pool->Free(object); }
+
+  template <size_t kSize>
+  struct Sized {
+    BENCH_INLINE static void* Alloc() { return sized_pool<kSize>->Alloc(); }
+    BENCH_INLINE static void Free(void* object) { sized_pool<kSize>->Free(object); }
+    static void Flush() { sized_pool<kSize>->Flush(); }
+  };
 };
 
 // Thread 0 fills the pool with free objects (256 allocated, then freed:
@@ -75,18 +89,29 @@ void FlushUnderLoad(benchmark::State& state) {
   state.counters["flush_calls"] = calls;
 }
 
-// pool_count: range(0) live pools of kObjectSize objects, used in turn: each
-// iteration is one alloc+free pair on the next pool (what a server with many
-// pools does when a request touches several). The pools are made once, for
-// the largest count, and reused by the smaller ones.
+// pool_count (a shape: bench/shapes.h): range(1) live pools of range(0)
+// bytes, used in turn: each iteration is one alloc+free pair on the next
+// pool (what a server with many pools does when a request touches several);
+// each thread starts at a pool of its own. The pools are made once, for the
+// largest count, and reused by the smaller ones.
+inline constexpr int kPoolCounts[] = {1, 16, 17, 100, 1000};
+
+template <size_t kSize>
 void PoolCount(benchmark::State& state) {
   static std::vector<Pool*>* pools = [] {
     auto* all = new std::vector<Pool*>;
-    for (int i = 0; i < 1000; ++i) all->push_back(MakePool("count", 0).release());
+    PoolOptions options;
+    options.name = "count";
+    options.object_size = kSize;
+    options.alignment = 64;
+    for (int i = 0; i < kPoolCounts[std::size(kPoolCounts) - 1]; ++i) {
+      all->push_back(Pool::Create(options)->release());
+    }
     return all;
   }();
-  const size_t n = static_cast<size_t>(state.range(0));
-  size_t next = 0;
+  const size_t n = static_cast<size_t>(state.range(1));
+  size_t next = static_cast<size_t>(state.thread_index()) % n;
+  for (size_t i = 0; i < n; ++i) (*pools)[i]->Free((*pools)[i]->Alloc());
   for (auto _ : state) {
     Pool* pool = (*pools)[next];
     if (++next == n) next = 0;
@@ -94,7 +119,18 @@ void PoolCount(benchmark::State& state) {
     Touch(object);
     pool->Free(object);
   }
-  SetPairs(state, 1);
+  SetShapeCounters(state, 1, kSize, state.threads());
+  state.counters["pools"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kAvgThreads);
+}
+
+template <size_t kSize>
+void RegisterPoolCount(const std::string& subject) {
+  for (int pools : kPoolCounts) {
+    auto* b = benchmark::RegisterBenchmark((subject + "|pool_count").c_str(), &PoolCount<kSize>);
+    b->Args({static_cast<int64_t>(kSize), pools})->UseRealTime();
+    for (int t : kShapeThreadCounts) b->Threads(t);
+  }
 }
 
 }  // namespace
@@ -113,12 +149,11 @@ int main(int argc, char** argv) {
         ->Threads(t)
         ->UseRealTime();
   }
-  for (int pools : {1, 16, 17, 100, 1000}) {
-    benchmark::RegisterBenchmark((subject + "|pool_count").c_str(), &PoolCount)
-        ->Arg(pools)
-        ->Threads(1)
-        ->UseRealTime();
-  }
+  sized_pool<kShapeSizes[0]> = MakePool("shape", 0, kShapeSizes[0]).release();
+  sized_pool<kShapeSizes[1]> = MakePool("shape", 0, kShapeSizes[1]).release();
+  RegisterShapes<PoolSubject>(subject);
+  RegisterPoolCount<kShapeSizes[0]>(subject);
+  RegisterPoolCount<kShapeSizes[1]>(subject);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

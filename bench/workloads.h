@@ -110,8 +110,9 @@ class Ring {
   alignas(64) void* slots_[kSize];
 };
 
+// One ring per pair of threads, for up to 16 threads.
 inline Ring* Rings() {
-  static Ring* rings = new Ring[4];
+  static Ring* rings = new Ring[8];
   return rings;
 }
 
