@@ -148,6 +148,7 @@ def _harness_libraries(name):
                 linkopts = ["-pthread"],
                 deps = [":%s_%s%s" % (d, name, v) for d in spec["harness_deps"]] + [
                     ":pool_" + name + v,
+                    _l("//fuzz:exec_profile"),
                     _l("//fuzz:op_program"),
                     _l("//fuzz:schedule"),
                 ] + _absl(),
@@ -296,6 +297,7 @@ def _fuzz_targets(name):
             deps = [
                 ":%s_%s%s" % (harness, name, v),
                 ":pool_" + name + v,
+                _l("//fuzz:exec_profile"),
                 _l("//fuzz:op_program"),
                 _l("//fuzz:schedule"),
             ] + _absl() + select({

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "absl/types/span.h"
+#include "fuzz/exec_profile.h"
 #include "fuzz/op_program.h"
 
 #if defined(POOLGUARD_FREE_RUNNING_FUZZER)
@@ -60,14 +61,26 @@ extern "C" const char* __asan_default_options() { return "quarantine_size_mb=32"
 #endif
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using poolguard::fuzz::ChargeTo;
+  using poolguard::fuzz::ExecPhase;
+  const bool profile = poolguard::fuzz::ExecProfileEnabled();
+  const uint64_t start = profile ? poolguard::fuzz::ExecProfileNowNs() : 0;
+  ChargeTo(ExecPhase::kDecode);
   const absl::Span<const uint8_t> input(data, size);
 #if defined(POOLGUARD_FREE_RUNNING_FUZZER)
-  poolguard::fuzz::RunFreeRunning(poolguard::fuzz::DecodeProgram(input));
+  const poolguard::fuzz::Program program = poolguard::fuzz::DecodeProgram(input);
+  // Free-running threads overlap: the run is one phase, not split.
+  ChargeTo(ExecPhase::kOps);
+  poolguard::fuzz::RunFreeRunning(program);
 #else
   // The schedule comes first: a fixed-size header, then the program.
   const poolguard::fuzz::Schedule schedule = poolguard::fuzz::DecodeSchedule(input);
   const size_t header = std::min(size, poolguard::fuzz::Schedule::kEncodedSize);
-  poolguard::fuzz::RunScheduled(poolguard::fuzz::DecodeProgram(input.subspan(header)), schedule);
+  const poolguard::fuzz::Program program = poolguard::fuzz::DecodeProgram(input.subspan(header));
+  ChargeTo(ExecPhase::kOther);
+  poolguard::fuzz::RunScheduled(program, schedule);
 #endif
+  poolguard::fuzz::StopClock();
+  if (profile) poolguard::fuzz::CountExec(poolguard::fuzz::ExecProfileNowNs() - start);
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "fuzz/exec_profile.h"
 #include "fuzz/interpreter.h"
 #include "pool/sched_point.h"
 
@@ -209,6 +210,7 @@ class Scheduler {
   void RunSlot(size_t me) {
     Attach(me);
     WaitForTurn(me);
+    ChargeTo(ExecPhase::kOps);
     const size_t ops = world_.num_ops(me);
     for (size_t i = 0; i < ops;) {
       size_t exit = i;
@@ -219,11 +221,17 @@ class Scheduler {
       }
       const ExitOp how = DecodeExit(world_.op(me, exit).arg);
       const size_t after = std::min(ops, exit + 1 + how.ops_in_destructor);
+      ChargeTo(ExecPhase::kThreads);
       std::thread incarnation([this, me, i, exit, after, how] {
+        ChargeTo(ExecPhase::kOps);
         Attach(me);
         RunIncarnation(me, i, exit, after, how.phase);
+        // (Its exit, after this, is charged to nobody.)
+        StopClock();
       });
+      StopClock();
       incarnation.join();
+      ChargeTo(ExecPhase::kOps);
       // The incarnation ended holding the baton (current_ == me): the carrier
       // has it now. Its exit is over: quiescent points can be again.
       in_op_.fetch_sub(1, std::memory_order_relaxed);
@@ -232,6 +240,7 @@ class Scheduler {
     }
     Step(me, Schedule::kOpBoundary, kOpBoundarySite);
     in_op_.fetch_add(1, std::memory_order_relaxed);
+    ChargeTo(ExecPhase::kOracles);
     world_.FinishThread(me);
     // The thread's caches go back now, while the scheduler controls it: the
     // carrier's real exit, after the scheduler let go, then has nothing to do
@@ -256,6 +265,7 @@ class Scheduler {
     Detach();
     {
       HiddenFromTsan hidden;
+      HandOffStart();
       HandOver(me, next);
       // This OS thread does not end before the whole run has: a thread's
       // teardown (its allocator caches going back, under the allocator's
@@ -302,6 +312,7 @@ class Scheduler {
       Step(me, Schedule::kOpBoundary, kOpBoundarySite);
       if (in_op_.load(std::memory_order_relaxed) == 0) CheckQuiescentUnscheduled(me);
       in_op_.fetch_add(1, std::memory_order_relaxed);
+      ChargeTo(ExecPhase::kOps);
       world_.RunOp(me, i);
       in_op_.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -351,6 +362,7 @@ class Scheduler {
   // lock) pass schedule points; they must neither switch threads in the
   // middle of the check nor count as steps of the schedule.
   void CheckQuiescentUnscheduled(size_t me) {
+    ScopedPhase phase(ExecPhase::kOracles);
     tls_scheduler_ = nullptr;
     world_.CheckQuiescent(me);
     tls_scheduler_ = this;
@@ -371,6 +383,7 @@ class Scheduler {
   // One schedule point of thread `me`: count it, apply a change point, mark a
   // waiting thread, and hand over if another thread should run.
   POOLGUARD_NOT_COVERED void Step(size_t me, int kind, uint32_t site) {
+    ScopedPhase phase(ExecPhase::kSchedule);
     const bool spin = kind == static_cast<int>(poolguard::internal::SchedPoint::kSpin);
     const uint32_t step = step_.fetch_add(1, std::memory_order_relaxed) + 1;
     if (step > step_budget_) {
@@ -408,8 +421,10 @@ class Scheduler {
     last_site_[me].store(site, std::memory_order_relaxed);
     Feedback(site, last_site_[next].load(std::memory_order_relaxed));
     HiddenFromTsan hidden;
+    HandOffStart();
     HandOver(me, next);
     WaitForTurnLocked(me);
+    HandOffEnd();
   }
 
   // Drop below every thread, including those dropped before.
@@ -535,10 +550,13 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
 #endif
     std::vector<std::thread> threads;
     threads.reserve(world.num_threads());
+    ChargeTo(ExecPhase::kThreads);
     for (size_t t = 0; t < world.num_threads(); ++t) {
       threads.emplace_back([&scheduler, t] { scheduler.RunSlot(t); });
     }
+    StopClock();
     for (std::thread& thread : threads) thread.join();
+    ChargeTo(ExecPhase::kOther);
 #if defined(POOLGUARD_SCHEDULE_POINTS)
     poolguard::internal::SetSchedPointHook(nullptr);
 #endif

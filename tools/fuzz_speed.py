@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""The fuzzer's own speed: executions per second of each fuzz target on the
+checked-in corpus, and where an execution's time goes.
+
+  bazel run //tools:fuzz_speed -- --out=DIR [--targets=LIST] [--reps=3] [--passes=2]
+
+For each target (default: every in-tree backend's scheduled target under
+ASan and free-running target under TSan, the configs campaigns use; or
+--targets, short names or labels as //tools:fuzz takes them) it builds the
+libFuzzer binary, then:
+
+  1. exec/s: runs the binary on every file of its checked-in corpus, each
+     --passes times (libFuzzer's individual-input mode, no mutation, one
+     process on one core), --reps times; the figure is the median of
+     (inputs x passes) / wall time, process start-up included;
+  2. the split: one more pass with POOLGUARD_EXEC_PROFILE set
+     (fuzz/exec_profile.h): the share of each input's time spent decoding,
+     creating and joining threads, in the scheduler's bookkeeping at schedule
+     points, handing off from one thread to the next, running the ops, and
+     in the oracles, with hand-offs per input and ns per hand-off. The
+     profile's own clock reads inflate what it measures; read it as shares.
+     Free-running targets' threads overlap, so their run is one phase.
+
+Writes DIR/fuzz_speed.md and DIR/fuzz_speed.json (a list of objects:
+target, config, inputs, exec_per_s, samples, us_per_exec, shares,
+hand_offs_per_exec, ns_per_hand_off, target_exec_per_s, met). The scheduled
+targets' goal is 1000 exec/s per core under ASan. Run it alone: the machine's
+other work is in every figure.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import project  # noqa: E402
+import toolbox  # noqa: E402
+
+TOOL = "fuzz_speed"
+PHASES = ["decode", "threads", "schedule", "handoff", "ops", "oracles", "other"]
+GOAL = {"scheduled_fuzzer": 1000}
+
+
+def default_targets():
+    names, _ = project.backends()
+    return [project.in_tree_target(f, b) for b in names for f in project.fuzzers()]
+
+
+def run_inputs(binary, files, passes, env=None):
+    """Wall seconds for one process running every file `passes` times."""
+    cmd = [str(binary), f"-runs={passes}", "-print_final_stats=0"] + [str(f) for f in files]
+    start = time.monotonic()
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       errors="replace", env=env)
+    seconds = time.monotonic() - start
+    if r.returncode != 0:
+        raise toolbox.UserError(f"{binary.name} failed on its own corpus (exit {r.returncode}):\n"
+                                f"{r.stderr[-3000:]}")
+    return seconds
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="folder for fuzz_speed.md and fuzz_speed.json")
+    ap.add_argument("--targets", default="", help="comma-separated fuzz targets (default: all)")
+    ap.add_argument("--reps", type=int, default=3, help="timed runs per target (median)")
+    ap.add_argument("--passes", type=int, default=2, help="runs of every input per timed run")
+    args = ap.parse_args()
+    if args.reps < 1 or args.passes < 1:
+        raise toolbox.UserError("--reps and --passes must be at least 1")
+    toolbox.require_toolchain()
+    workspace = toolbox.workspace_dir(TOOL)
+    out = toolbox.writable_dir(toolbox.user_path(args.out), "--out")
+    if args.targets:
+        try:
+            targets = [project.parse_target(t) for t in args.targets.split(",") if t]
+        except ValueError as e:
+            raise toolbox.UserError(str(e)) from None
+    else:
+        targets = default_targets()
+
+    bin_dir = out / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    rows = []
+    for target in targets:
+        config = target.spec["config"]
+        print(f"{TOOL}: building {target.label} (--config={config})", flush=True)
+        toolbox.bazel_build(workspace, toolbox.build_flags(config), [target.bin_label()],
+                            tool=TOOL)
+        # A copy: the next build with other flags overwrites bazel-bin.
+        binary = bin_dir / f"{target.name}-{config}"
+        shutil.copy2(target.bin_path(workspace), binary)
+        corpus_dir = workspace / "fuzz" / "corpus" / target.spec["corpus"]
+        files = sorted(p for p in corpus_dir.iterdir() if p.is_file())
+        if not files:
+            raise toolbox.UserError(f"{corpus_dir} holds no inputs")
+        samples = []
+        for rep in range(args.reps):
+            seconds = run_inputs(binary, files, args.passes)
+            samples.append(len(files) * args.passes / seconds)
+            print(f"{TOOL}: {target.name}: run {rep + 1}/{args.reps}: "
+                  f"{samples[-1]:.0f} exec/s", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            profile_path = Path(tmp) / "profile.json"
+            env = dict(os.environ, POOLGUARD_EXEC_PROFILE=str(profile_path))
+            run_inputs(binary, files, 1, env=env)
+            profile = json.loads(profile_path.read_text())
+        execs = max(1, profile["execs"])
+        input_ns = max(1, profile["input_ns"])
+        ns = dict(profile["ns"])
+        # What no phase was charged with (libFuzzer's work inside the call,
+        # threads' exits) goes to "other"; overlapping charges can exceed it.
+        ns["other"] = ns.get("other", 0) + max(0, input_ns - sum(ns.values()))
+        total = sum(ns.values())
+        goal = GOAL.get(target.fuzzer)
+        exec_per_s = statistics.median(samples)
+        rows.append({
+            "target": target.name,
+            "label": target.label,
+            "config": config,
+            "inputs": len(files),
+            "exec_per_s": round(exec_per_s, 1),
+            "samples": [round(s, 1) for s in samples],
+            "us_per_exec": round(1e6 / exec_per_s, 1),
+            "profiled_us_per_exec": round(input_ns / execs / 1000, 1),
+            "shares": {p: round(ns.get(p, 0) / total, 3) for p in PHASES},
+            "hand_offs_per_exec": round(profile["hand_offs"] / execs, 1),
+            "ns_per_hand_off": round(ns.get("handoff", 0) / profile["hand_offs"])
+            if profile["hand_offs"] else None,
+            "target_exec_per_s": goal,
+            "met": exec_per_s >= goal if goal else None,
+        })
+
+    (out / "fuzz_speed.json").write_text(json.dumps(rows, indent=1) + "\n")
+    head = ["target", "config", "inputs", "exec/s", "µs/exec", "profiled µs/exec"] + \
+        PHASES + ["hand-offs/exec", "ns/hand-off", "goal"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        goal = "-" if r["target_exec_per_s"] is None else "%d: %s" % (
+            r["target_exec_per_s"], "met" if r["met"] else "MISSED")
+        lines.append("| " + " | ".join(
+            [r["target"], r["config"], str(r["inputs"]), "%.0f" % r["exec_per_s"],
+             "%.0f" % r["us_per_exec"], "%.0f" % r["profiled_us_per_exec"]] +
+            ["%.1f%%" % (100 * r["shares"][p]) for p in PHASES] +
+            ["%.1f" % r["hand_offs_per_exec"],
+             "-" if r["ns_per_hand_off"] is None else str(r["ns_per_hand_off"]), goal]) + " |")
+    table = "\n".join(lines)
+    md = ["# poolguard fuzzer speed", "",
+          "`bazel run //tools:fuzz_speed -- --out=%s --reps=%d --passes=%d` on %s. exec/s: "
+          "median of %d runs of every checked-in corpus input %d times, one process (one core) "
+          "each, start-up included. Shares: one profiled pass (fuzz/exec_profile.h); the "
+          "profile's clock reads inflate them, so profiled µs/exec exceeds µs/exec." % (
+              args.out, args.reps, args.passes, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              args.reps, args.passes), "", table, ""]
+    (out / "fuzz_speed.md").write_text("\n".join(md))
+    print(table)
+    print(f"{TOOL}: wrote {out}/fuzz_speed.md and fuzz_speed.json")
+    return 0
+
+
+if __name__ == "__main__":
+    toolbox.run_tool(TOOL, main)
