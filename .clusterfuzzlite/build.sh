@@ -75,10 +75,11 @@ for backend in $backends; do
     case "$fuzzer" in
       scheduled)
         defines=(-DPOOLGUARD_SCHEDULE_POINTS -DPOOLGUARD_FUZZ_BUILD)
-        harness=(fuzz/op_program.cc fuzz/interpreter.cc fuzz/schedule.cc fuzz/scheduled.cc) ;;
+        harness=(fuzz/exec_profile.cc fuzz/op_program.cc fuzz/interpreter.cc fuzz/schedule.cc
+                 fuzz/scheduled.cc) ;;
       free_running)
         defines=(-DPOOLGUARD_FREE_RUNNING_FUZZER -DPOOLGUARD_FUZZ_BUILD)
-        harness=(fuzz/op_program.cc fuzz/interpreter.cc fuzz/free_running.cc) ;;
+        harness=(fuzz/exec_profile.cc fuzz/op_program.cc fuzz/interpreter.cc fuzz/free_running.cc) ;;
     esac
     target="${fuzzer}_fuzzer_${backend}"
     objects="$work/obj/$target"
