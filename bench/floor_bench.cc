@@ -19,6 +19,7 @@
 #include <new>
 #include <vector>
 
+#include "bench/shapes.h"
 #include "bench/workloads.h"
 #include "benchmark/benchmark.h"
 #include "pool/spinlock.h"
@@ -131,17 +132,20 @@ struct PoolArray {
   void* objects[63];
 };
 
+// pool_count's floor, in the shape's form (bench/shapes.h): range(0)-byte
+// objects, range(1) arrays. One thread only: the arrays are not per thread.
+template <size_t kSize>
 void PoolCountFloor(benchmark::State& state) {
   static std::vector<PoolArray*>* arrays = [] {
     auto* all = new std::vector<PoolArray*>;
     for (int i = 0; i < 1000; ++i) {
       auto* array = new (std::aligned_alloc(64, sizeof(PoolArray))) PoolArray;
-      array->objects[array->count++] = NewObject();
+      array->objects[array->count++] = std::aligned_alloc(64, kSize);
       all->push_back(array);
     }
     return all;
   }();
-  const size_t n = static_cast<size_t>(state.range(0));
+  const size_t n = static_cast<size_t>(state.range(1));
   size_t next = 0;
   for (auto _ : state) {
     PoolArray* array = (*arrays)[next];
@@ -150,7 +154,9 @@ void PoolCountFloor(benchmark::State& state) {
     Touch(object);
     array->objects[array->count++] = object;
   }
-  SetPairs(state, 1);
+  SetShapeCounters(state, 1, kSize, 1);
+  state.counters["pools"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kAvgThreads);
 }
 
 }  // namespace
@@ -163,8 +169,12 @@ int main(int argc, char** argv) {
   RegisterWorkloads<CasListFloor>("floor:cas_list");
   RegisterWorkloads<SpinLockListFloor>("floor:spinlock_list");
   for (int pools : {1, 16, 17, 100, 1000}) {
-    benchmark::RegisterBenchmark("floor:array|pool_count", &PoolCountFloor)
-        ->Arg(pools)
+    benchmark::RegisterBenchmark("floor:array|pool_count", &PoolCountFloor<kShapeSizes[0]>)
+        ->Args({static_cast<int64_t>(kShapeSizes[0]), pools})
+        ->Threads(1)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("floor:array|pool_count", &PoolCountFloor<kShapeSizes[1]>)
+        ->Args({static_cast<int64_t>(kShapeSizes[1]), pools})
         ->Threads(1)
         ->UseRealTime();
   }

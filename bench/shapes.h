@@ -13,9 +13,11 @@
 //   };
 //
 // Every shape reports the counters `ops_per_iter` (operations per iteration
-// per thread; an operation is one allocation and the free that balances it),
-// `object_size`, `threads` and `rss_peak_kb`; tools/bench.py divides wall
-// time per iteration by ops_per_iter: ns per operation per thread. It runs
+// of one thread; an operation is one allocation and the free that balances
+// it), `object_size`, `threads` and `rss_peak_kb`; tools/bench.py divides
+// Google Benchmark's wall time per iteration (with T threads: the wall time
+// over the iterations of all T) by ops_per_iter: ns per operation of the
+// whole process. It runs
 // every (subject, shape, object size, threads) as a process of its own, so
 // that the process's peak RSS is the shape's; shapes that measure memory at
 // a point of their own report it in counters (`..._kb`).
@@ -303,7 +305,9 @@ void Churn(benchmark::State& state) {
       object = nullptr;
     }
   }
-  SetShapeCounters(state, kChurnRounds * kChurnBatch, kSize, threads);
+  // All of the wave's operations: the iterations are the benchmark thread's.
+  SetShapeCounters(state, static_cast<double>(threads) * kChurnRounds * kChurnBatch, kSize,
+                   threads);
   state.counters["threads_in_all"] = static_cast<double>(started);
   state.counters["rss_after_100_threads_kb"] = static_cast<double>(rss_after_100);
   state.counters["rss_after_all_threads_kb"] = static_cast<double>(rss_at_end);

@@ -11,9 +11,10 @@
 // so that no subject wins or loses by the compiler's inlining heuristics
 // (what is out of line in the subject itself, such as malloc, stays so).
 //
-// Every workload reports, per thread, real time per iteration and the counter
-// `pairs_per_iter`; tools/bench.py divides one by the other: ns per
-// alloc+free pair per thread. Objects are kObjectSize bytes; each allocated
+// Every workload reports real time per iteration (with T threads, Google
+// Benchmark's: the wall time over the iterations of all T) and the counter
+// `pairs_per_iter` of one thread; tools/bench.py divides one by the other: ns
+// per alloc+free pair of the whole process. Objects are kObjectSize bytes; each allocated
 // object gets one byte written, as a user would.
 
 #ifndef POOLGUARD_TOOLS_BENCH_WORKLOADS_H_

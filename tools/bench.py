@@ -19,11 +19,13 @@ threads: larson, xmalloc, cache_scratch, churn, idle_caches and (pools only)
 pool_count with 1, 16, 17, 100 and 1000 pools. Each (subject, shape, object
 size, threads) runs as a process of its own, so that its peak RSS
 (the process's VmHWM) is the shape's own; figures are ns
-per operation per thread (wall time: one allocation and the free that
-balances it) and peak RSS, and churn and idle_caches add the memory at their
-own measuring points. The floors take no part in the shapes (they cannot
-free across threads or change size); the peers do not run pool_count (malloc
-has no pools).
+per operation (wall time divided by the operations of all threads, Google
+Benchmark's time per iteration with threads; an operation is one allocation
+and the free that balances it) and peak RSS, and churn and idle_caches add the memory at their
+own measuring points. Of the floors only the per-thread array takes part,
+in pool_count on one thread (one array per pool: what any per-(thread, pool)
+cache costs); the others cannot free across threads. The peers do not run
+pool_count (malloc has no pools).
 
 --shapes selects what runs, from the classic workloads (pair, batch8,
 batch32, batch512, prodcons, flush, gcall) and the shapes; the default is
@@ -226,10 +228,9 @@ def plan(classic, shapes):
         names = list_benchmarks(argv, env)
         if classic and any(re.match(classic_re, n) for n in names):
             classic_procs.append((label, argv, env, classic_re, "classic"))
-        if kind == "floors":
-            continue
         for name in names:
-            if shape_of(name) in shapes:
+            # The floors take part in pool_count only (bench/floor_bench.cc).
+            if shape_of(name) in shapes and (kind != "floors" or shape_of(name) == "pool_count"):
                 shape_procs.append((name, argv, env, "^%s$" % re.escape(name), "shape"))
     return classic_procs, shape_procs
 
@@ -325,17 +326,18 @@ def main():
         "",
         "Classic workloads: medians of %d repetitions (each subject one process per "
         "repetition, order rotated, and a different environment size, hence stack layout, per "
-        "repetition); 64-byte objects; ns per alloc+free pair per thread: CPU time of the "
-        "thread for 1 thread (immune to preemption by other users of the machine), wall "
-        "time for 2 and 4 threads (includes waiting for the others). "
+        "repetition); 64-byte objects; ns per alloc+free pair: CPU time of the "
+        "thread for 1 thread (immune to preemption by other users of the machine); for 2 and "
+        "4 threads wall time divided by the pairs of all threads (Google Benchmark's time per "
+        "iteration), so waiting for the others counts and perfect scaling on 2 cores halves it. "
         "Floors: `floor:array` per-thread array, `floor:tl_list` thread-local list, "
         "`floor:cas_list` one DWCAS free list, `floor:spinlock_list` a list under the "
         "locked backend's SpinLock. Peers: malloc/free under LD_PRELOAD. Their peak RSS is "
         "not given: one process runs them all." % args.reps,
         "",
         "Shapes (bench/shapes.h): medians of %d repetitions, each (subject, shape, object "
-        "size, threads) a process of its own; ns per operation per thread (wall time; an "
-        "operation is an allocation and the free that balances it) and the process's peak "
+        "size, threads) a process of its own; ns per operation (wall time divided by the "
+        "operations of all threads; an operation is an allocation and the free that balances it) and the process's peak "
         "RSS. \"vs best peer\" is the ratio to the fastest of jemalloc, tcmalloc and "
         "mimalloc, and for RSS to the lowest of their peak RSS. 16 threads oversubscribe "
         "the machine's cores." % args.shape_reps,
@@ -414,7 +416,7 @@ def classic_results(samples, returned):
                 lines.append("\n%s, %d thread(s): ns per call, bytes returned per call" %
                              (workload, threads))
             else:
-                lines.append("\n%s, %d thread(s): ns per alloc+free pair per thread" %
+                lines.append("\n%s, %d thread(s): ns per alloc+free pair (all threads' pairs)" %
                              (workload, threads))
             for s in keys:
                 r = next(x for x in rows if (x["workload"], x["threads"], x["subject"]) ==
@@ -457,7 +459,8 @@ def shape_results(shape_ns, shape_rss, shape_mem):
             "rss_peak_kb": round(rss_med[key]),
             "samples": [round(v, 3) for v in shape_ns[key]],
             "rss_samples_kb": shape_rss[key],
-            "ratio_to_array_floor": None,
+            "ratio_to_array_floor": (round(ns_med[key] / ns_med[key[:4] + ("floor:array",)], 3)
+                                     if key[:4] + ("floor:array",) in ns_med else None),
             "ratio_to_best_peer": round(ns_med[key] / peer_ns, 3) if peer_ns else None,
             "rss_ratio_to_best_peer": round(rss_med[key] / peer_rss, 3) if peer_rss else None,
         }
@@ -556,6 +559,8 @@ def shape_cell(r, subject):
         cell += " x%.2f" % r["ratio_to_best_peer"]
     if r.get("ratio_to_one_pool") and r.get("pools", 1) > 1:
         cell += " (x%.2f vs 1 pool)" % r["ratio_to_one_pool"]
+    if r["ratio_to_array_floor"] and not subject.startswith("floor:"):
+        cell += " (x%.2f vs floor)" % r["ratio_to_array_floor"]
     cell += " · %s" % fmt_kb(r["rss_peak_kb"])
     if r["rss_ratio_to_best_peer"] and subject not in PEERS:
         cell += " x%.2f" % r["rss_ratio_to_best_peer"]
@@ -576,7 +581,7 @@ def write_plots(out_dir, samples, shape_ns, shape_rss):
         values = {("%s/%d" % (w, t), s): v for (w, t, s), v in med.items() if w not in PER_OP}
         (out_dir / "bench.svg").write_text(bar_chart(
             groups, [s for s in SUBJECT_ORDER if any(k[2] == s for k in med)], values,
-            title="ns per alloc+free pair per thread (median; log scale)", ylabel="ns", log=True))
+            title="ns per alloc+free pair (median; log scale)", ylabel="ns", log=True))
     for shape in SHAPES:
         keys = [k for k in shape_ns if k[0] == shape]
         if not keys:
@@ -591,7 +596,7 @@ def write_plots(out_dir, samples, shape_ns, shape_rss):
                 groups.append(group(k))
         series = [s for s in SUBJECT_ORDER if any(k[4] == s for k in keys)]
         for suffix, data, title, ylabel in (
-                ("", shape_ns, "%s: ns per operation per thread (median; log scale)", "ns"),
+                ("", shape_ns, "%s: ns per operation (median; log scale)", "ns"),
                 ("_rss", shape_rss, "%s: peak RSS in KiB (median; log scale)", "KiB")):
             values = {(group(k), k[4]): statistics.median(data[k]) for k in keys}
             (out_dir / ("bench_%s%s.svg" % (shape, suffix))).write_text(bar_chart(
