@@ -100,12 +100,8 @@ template <size_t kSize>
 void PoolCount(benchmark::State& state) {
   static std::vector<Pool*>* pools = [] {
     auto* all = new std::vector<Pool*>;
-    PoolOptions options;
-    options.name = "count";
-    options.object_size = kSize;
-    options.alignment = 64;
     for (int i = 0; i < kPoolCounts[std::size(kPoolCounts) - 1]; ++i) {
-      all->push_back(Pool::Create(options)->release());
+      all->push_back(MakePool("count", 0, kSize).release());
     }
     return all;
   }();

@@ -159,14 +159,22 @@ def list_benchmarks(argv, env):
     return r.stdout.split()
 
 
+def split_name(bench_name):
+    """(subject, workload or shape) of "<subject>|<workload>/..."."""
+    subject, rest = bench_name.split("|", 1)
+    return subject, rest.split("/", 1)[0]
+
+
+def runs(report):
+    """Yields (benchmark, subject, workload or shape) for every run of a report."""
+    for b in report["benchmarks"]:
+        if b.get("run_type") != "aggregate":
+            yield (b,) + split_name(b["run_name"] if "run_name" in b else b["name"])
+
+
 def parse_classic(report):
     """Yields (subject, workload, threads, value, bytes_returned)."""
-    for b in report["benchmarks"]:
-        if b.get("run_type") == "aggregate":
-            continue
-        name = b["run_name"] if "run_name" in b else b["name"]
-        subject, rest = name.split("|", 1)
-        workload = rest.split("/", 1)[0]
+    for b, subject, workload in runs(report):
         threads = int(b.get("threads", 1))
         if workload in PER_OP:
             yield subject, workload, threads, float(b["op_ns"]), float(b["bytes_returned"])
@@ -182,12 +190,7 @@ def parse_classic(report):
 def parse_shape(report):
     """Yields (key, ns per op, peak RSS in KiB, memory counters) for a shape
     process's one benchmark; key = (shape, object_size, threads, pools or None, subject)."""
-    for b in report["benchmarks"]:
-        if b.get("run_type") == "aggregate":
-            continue
-        name = b["run_name"] if "run_name" in b else b["name"]
-        subject, rest = name.split("|", 1)
-        shape = rest.split("/", 1)[0]
+    for b, subject, shape in runs(report):
         pools = int(round(b["pools"])) if "pools" in b else None
         key = (shape, int(round(b["object_size"])), int(round(b["threads"])), pools, subject)
         # Wall time for every shape: churn's benchmark thread only starts and
@@ -195,14 +198,6 @@ def parse_shape(report):
         ns = float(b["real_time"]) / float(b["ops_per_iter"])
         # The process's VmHWM (bench/shapes.h), the same from every thread.
         yield key, ns, float(b["rss_peak_kb"]), {c: float(b[c]) for c in MEMORY_COUNTERS if c in b}
-
-
-def shape_of(bench_name):
-    return bench_name.split("|", 1)[1].split("/", 1)[0]
-
-
-def median(values):
-    return statistics.median(values) if values else None
 
 
 def fmt_kb(kb):
@@ -229,8 +224,9 @@ def plan(classic, shapes):
         if classic and any(re.match(classic_re, n) for n in names):
             classic_procs.append((label, argv, env, classic_re, "classic"))
         for name in names:
+            shape = split_name(name)[1]
             # The floors take part in pool_count only (bench/floor_bench.cc).
-            if shape_of(name) in shapes and (kind != "floors" or shape_of(name) == "pool_count"):
+            if shape in shapes and (kind != "floors" or shape == "pool_count"):
                 shape_procs.append((name, argv, env, "^%s$" % re.escape(name), "shape"))
     return classic_procs, shape_procs
 
