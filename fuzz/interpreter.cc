@@ -208,6 +208,7 @@ size_t World::PoolIndex(size_t thread, const Pool* pool) const {
 void World::SetPrivatePool(size_t thread, size_t slot, std::unique_ptr<Pool> pool) {
   ThreadState& state = threads_[thread];
   state.private_pool_view[slot].store(pool.get(), std::memory_order_relaxed);
+  state.failed_per_pool[kSharedPools + slot].store(0, std::memory_order_relaxed);
   state.private_pools[slot] = std::move(pool);
 }
 
@@ -311,7 +312,11 @@ bool World::AllocOne(size_t thread, Pool* pool) {
     return false;
   }
   void* object = pool->Alloc();
-  if (object == nullptr) return false;  // A limit, or no memory: both allowed.
+  if (object == nullptr) {
+    // A limit, or no memory: both allowed, and counted (PoolStats::failed).
+    state.failed_per_pool[PoolIndex(thread, pool)].fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   Held held{pool, static_cast<unsigned char*>(object), NewStamp(thread)};
   Stamp(held);
   state.held.push_back(held);
@@ -378,7 +383,7 @@ void World::Take(size_t thread, uint8_t mailbox_arg) {
   mailbox.state.store(kEmpty, std::memory_order_release);
 }
 
-void World::CheckPool(const Pool& pool, size_t held, size_t thread) const {
+void World::CheckPool(const Pool& pool, size_t held, size_t failed, size_t thread) const {
   const PoolStats stats = pool.Stats();
   // A backend whose thread caches count as used (pool/backend_contract.h):
   // used may exceed what the program holds by what the caches keep.
@@ -386,13 +391,52 @@ void World::CheckPool(const Pool& pool, size_t held, size_t thread) const {
       internal::StatsSemanticsOf<internal::Backend>() == StatsSemantics::kCachedAreUsed;
   const bool used_ok = cached_are_used ? stats.used >= held : stats.used == held;
   if (stats.allocated != stats.used + stats.free || !used_ok ||
-      stats.allocated > pool.max_objects()) {
-    OracleFailure("stats_invariant",
-                  absl::StrCat("pool '", pool.name(), "': allocated ", stats.allocated, ", used ",
-                               stats.used, ", free ", stats.free, ", max_objects ",
-                               pool.max_objects(), ", held by the threads and mailboxes ", held,
-                               "; expected allocated == used + free <= max_objects and used ",
-                               cached_are_used ? ">=" : "==", " held; ", Where(thread)));
+      stats.allocated > pool.max_objects() || stats.failed != failed) {
+    OracleFailure(
+        "stats_invariant",
+        absl::StrCat("pool '", pool.name(), "': allocated ", stats.allocated, ", used ", stats.used,
+                     ", free ", stats.free, ", failed ", stats.failed, ", max_objects ",
+                     pool.max_objects(), ", held by the threads and mailboxes ", held,
+                     ", Alloc() calls that "
+                     "returned nullptr ",
+                     failed, "; expected allocated == used + free <= max_objects, used ",
+                     cached_are_used ? ">=" : "==", " held and failed == the nullptr returns; ",
+                     Where(thread)));
+  }
+}
+
+void World::CheckFreeReachable(Pool& pool) {
+  // PoolStats::free counts objects "ready for Alloc() without asking the
+  // system". With the run's threads gone, the only thread left must get
+  // every one of them: a free object the pool cannot hand out (in the cache
+  // of a thread that exited without giving it back, or lost between levels)
+  // is memory stranded until the next Flush(). The objects are not stamped:
+  // they go straight back.
+  const PoolStats before = pool.Stats();
+  std::vector<void*> taken;
+  taken.reserve(before.free);
+  while (taken.size() < before.free) {
+    void* object = pool.Alloc();
+    if (object == nullptr) break;
+    taken.push_back(object);
+  }
+  const PoolStats after = pool.Stats();
+  for (void* object : taken) pool.Free(object);
+  // What this thread's caches now hold goes back, as before the check.
+  ReleaseThreadCaches();
+  const size_t nullptrs = before.free - taken.size();
+  if (nullptrs != 0 || after.allocated != before.allocated) {
+    OracleFailure(
+        "stranded_free",
+        absl::StrCat("pool '", pool.name(), "' after the run, every thread gone: free ",
+                     before.free, " (allocated ", before.allocated, ", used ", before.used,
+                     "), but of ", before.free,
+                     " Alloc() calls on the one "
+                     "thread left ",
+                     nullptrs, " returned nullptr and allocated went to ", after.allocated,
+                     ": free objects the pool cannot hand out (a dead "
+                     "thread's cache never given back?); ",
+                     Where(0)));
   }
 }
 
@@ -634,7 +678,11 @@ void World::CheckQuiescent(size_t checker) const {
     for (const ThreadState& state : threads_) {
       held += state.held_per_pool[i].load(std::memory_order_relaxed);
     }
-    CheckPool(*shared_pools_[i], held, checker == kAllThreads ? 0 : checker);
+    size_t failed = 0;
+    for (const ThreadState& state : threads_) {
+      failed += state.failed_per_pool[i].load(std::memory_order_relaxed);
+    }
+    CheckPool(*shared_pools_[i], held, failed, checker == kAllThreads ? 0 : checker);
   }
   for (size_t t = 0; t < threads_.size(); ++t) {
     if (checker != kAllThreads && checker != t) continue;
@@ -643,7 +691,7 @@ void World::CheckQuiescent(size_t checker) const {
       const Pool* pool = state.private_pool_view[slot].load(std::memory_order_relaxed);
       if (pool != nullptr) {
         CheckPool(*pool, state.held_per_pool[kSharedPools + slot].load(std::memory_order_relaxed),
-                  t);
+                  state.failed_per_pool[kSharedPools + slot].load(std::memory_order_relaxed), t);
       }
     }
   }
@@ -667,6 +715,12 @@ void World::FinishRun() {
   // then exact whatever the backend's stats semantics.
   ReleaseThreadCaches();
   CheckQuiescent(kAllThreads);
+  for (const ThreadState& thread : threads_) {
+    for (const auto& pool : thread.private_pools) {
+      if (pool != nullptr) CheckFreeReachable(*pool);
+    }
+  }
+  for (const auto& pool : shared_pools_) CheckFreeReachable(*pool);
   // The gc contract, at a quiescent point: GcAll() trims every pool down to
   // its min_free free objects (pool/pool.h), wherever the backend keeps
   // them (a thread cache, a transfer cache, its list).

@@ -136,6 +136,10 @@ class World {
     // private Pool objects themselves are read only by that thread until the
     // run's end, see CheckQuiescent.)
     std::array<std::atomic<size_t>, kSharedPools + kPrivatePools> held_per_pool{};
+    // Alloc() calls of this thread that returned nullptr, per pool (a
+    // private pool's count restarts with the pool): PoolStats::failed of a
+    // quiescent pool is their sum over the threads.
+    std::array<std::atomic<size_t>, kSharedPools + kPrivatePools> failed_per_pool{};
     std::array<std::atomic<Pool*>, kPrivatePools> private_pool_view{};
   };
   // A mailbox: empty, being filled, full, being emptied. A giver moves it
@@ -170,8 +174,12 @@ class World {
   // thread reaches; returns 0 or a failure code (and has written what failed
   // to stderr).
   int ForkChild(size_t thread);
-  // The stats invariants of one pool; `held` is what the program holds of it.
-  void CheckPool(const Pool& pool, size_t held, size_t thread) const;
+  // The stats invariants of one pool; `held` is what the program holds of
+  // it, `failed` how many of its Alloc() calls returned nullptr.
+  void CheckPool(const Pool& pool, size_t held, size_t failed, size_t thread) const;
+  // At the run's end, every thread gone: each pool's free objects are
+  // Alloc()'s for the thread left, without asking the system for more.
+  void CheckFreeReachable(Pool& pool);
 
   const Program& program_;
   std::array<std::unique_ptr<Pool>, kSharedPools> shared_pools_;
