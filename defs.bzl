@@ -149,6 +149,7 @@ def _harness_libraries(name):
                 deps = [":%s_%s%s" % (d, name, v) for d in spec["harness_deps"]] + [
                     ":pool_" + name + v,
                     _l("//fuzz:exec_profile"),
+                    _l("//fuzz:hidden_from_tsan"),
                     _l("//fuzz:op_program"),
                     _l("//fuzz:schedule"),
                 ] + _absl(),

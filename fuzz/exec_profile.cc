@@ -24,12 +24,17 @@ std::atomic<uint64_t> execs{0};
 std::atomic<uint64_t> input_ns{0};
 std::atomic<uint64_t> hand_offs{0};
 std::atomic<uint64_t> hand_off_stamp{0};
+// Time in kOps per op kind, how many ops of each kind ran, and their names.
+std::atomic<uint64_t> op_totals[kMaxOpKinds];
+std::atomic<uint64_t> op_counts[kMaxOpKinds];
+std::atomic<const char*> op_names[kMaxOpKinds];
 const char* path = nullptr;
 
 struct ThreadClock {
   ExecPhase phase = ExecPhase::kOther;
   ExecPhase resume_phase = ExecPhase::kOther;  // across a hand-off
   uint64_t since = 0;                          // 0: stopped
+  int op = -1;                                 // the op kind kOps time goes to
 };
 thread_local ThreadClock clock_of_thread;
 
@@ -41,6 +46,14 @@ uint64_t NowNs() {
 
 void Add(ExecPhase phase, uint64_t ns) {
   totals[static_cast<int>(phase)].fetch_add(ns, std::memory_order_relaxed);
+}
+
+// Charges `ns` to `clock`'s phase, and to its op kind if it is in kOps.
+void AddFor(const ThreadClock& clock, uint64_t ns) {
+  Add(clock.phase, ns);
+  if (clock.phase == ExecPhase::kOps && clock.op >= 0) {
+    op_totals[clock.op].fetch_add(ns, std::memory_order_relaxed);
+  }
 }
 
 void WriteAtExit() {
@@ -57,6 +70,17 @@ void WriteAtExit() {
     std::fprintf(f, "%s\"%s\": %llu", i == 0 ? "" : ", ", kPhaseNames[i],
                  static_cast<unsigned long long>(totals[i].load()));
   }
+  // {"<op kind>": [ns, count], ...}
+  std::fprintf(f, "}, \"ops\": {");
+  bool first = true;
+  for (int i = 0; i < kMaxOpKinds; ++i) {
+    const char* name = op_names[i].load();
+    if (name == nullptr) continue;
+    std::fprintf(f, "%s\"%s\": [%llu, %llu]", first ? "" : ", ", name,
+                 static_cast<unsigned long long>(op_totals[i].load()),
+                 static_cast<unsigned long long>(op_counts[i].load()));
+    first = false;
+  }
   std::fprintf(f, "}}\n");
   std::fclose(f);
 }
@@ -66,9 +90,20 @@ void WriteAtExit() {
 void Switch(ExecPhase phase) {
   ThreadClock& clock = clock_of_thread;
   const uint64_t now = NowNs();
-  if (clock.since != 0) Add(clock.phase, now - clock.since);
+  if (clock.since != 0) AddFor(clock, now - clock.since);
   clock.phase = phase;
   clock.since = now;
+}
+
+void SwitchToOp(int kind, const char* name) {
+  Switch(ExecPhase::kOps);
+  ThreadClock& clock = clock_of_thread;
+  clock.op = kind >= 0 && kind < kMaxOpKinds ? kind : -1;
+  if (clock.op < 0) return;
+  op_counts[clock.op].fetch_add(1, std::memory_order_relaxed);
+  if (op_names[clock.op].load(std::memory_order_relaxed) == nullptr) {
+    op_names[clock.op].store(name, std::memory_order_relaxed);
+  }
 }
 
 ExecPhase Current() { return clock_of_thread.phase; }

@@ -56,6 +56,20 @@ inline ExecPhase CurrentPhase() {
              : ExecPhase::kOther;
 }
 
+// Charges the calling thread's time since its last charge, then makes kOps
+// current, on behalf of op kind `kind` (0 to kMaxOpKinds - 1, named `name`, a
+// string with static storage; -1: no op). Time in kOps is also summed per op
+// kind, so the profile says which ops the ops phase spends its time on.
+inline constexpr int kMaxOpKinds = 32;
+namespace exec_profile_internal {
+void SwitchToOp(int kind, const char* name);
+}  // namespace exec_profile_internal
+inline void ChargeToOp(int kind, const char* name) {
+  if (exec_profile_internal::enabled.load(std::memory_order_relaxed)) {
+    exec_profile_internal::SwitchToOp(kind, name);
+  }
+}
+
 // Charges `phase` for the scope, then goes back to the phase before it.
 class ScopedPhase {
  public:

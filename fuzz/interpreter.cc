@@ -168,8 +168,7 @@ void OracleFailure(std::string_view oracle, const std::string& message) {
   std::abort();
 }
 
-World::World(const Program& program, bool forks)
-    : program_(program), threads_(program.threads.size()), forks_(forks) {
+World::World(const Program& program) : program_(program), threads_(program.threads.size()) {
   // Each run starts with no failure pending from an earlier one.
   ClearSystemAllocFailures();
   for (size_t i = 0; i < kSharedPools; ++i) {
@@ -538,7 +537,7 @@ void World::RunOp(size_t thread, size_t index) {
       // One fork per run: a fork costs milliseconds (copying a sanitized
       // process's page tables), and a second one in the same run reaches
       // nothing the first could not.
-      if (forks_ && !forked_.exchange(true, std::memory_order_relaxed)) Fork(thread);
+      if (!forked_.exchange(true, std::memory_order_relaxed)) Fork(thread);
       return;
     case OpKind::kDumpPools: {
       const std::string dump = DumpPools(op.arg % 2 ? DumpFormat::kJson : DumpFormat::kText);

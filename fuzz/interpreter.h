@@ -82,10 +82,10 @@ class World {
   static constexpr size_t kMaxHeld = 4096;
   static constexpr size_t kMaxHeldBytes = 16 << 20;
 
-  // `forks`: whether fork ops fork (otherwise they do nothing). An executor
-  // whose other threads may be inside malloc() at a fork turns them off
-  // where the C library's allocator is not fork-safe (fuzz/free_running.cc).
-  explicit World(const Program& program, bool forks = true);
+  // A fork op forks only while no other thread is inside the allocator (the
+  // sanitizers' allocators are not fork-safe): the executor sees to it (the
+  // scheduled one by its schedule points, the free-running one by a gate).
+  explicit World(const Program& program);
   // Runs the final checks (see FinishRun) if not done yet.
   ~World();
 
@@ -187,7 +187,6 @@ class World {
   std::array<Mailbox, kMailboxes> mailboxes_;
   // Objects of each shared pool now in a mailbox (kFull or being moved).
   std::array<std::atomic<size_t>, kSharedPools> in_mailboxes_{};
-  const bool forks_;
   // Set by the run's first fork op (only the first forks).
   std::atomic<bool> forked_{false};
   bool finished_ = false;

@@ -14,21 +14,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "fuzz/exec_profile.h"
+#include "fuzz/hidden_from_tsan.h"
 #include "fuzz/interpreter.h"
 #include "pool/sched_point.h"
-
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define POOLGUARD_TSAN 1
-#endif
-#endif
-
-#if defined(POOLGUARD_TSAN)
-// From the TSan runtime: between Begin and End, TSan records no
-// happens-before edges for this thread's synchronization.
-extern "C" void AnnotateIgnoreSyncBegin(const char* file, int line);
-extern "C" void AnnotateIgnoreSyncEnd(const char* file, int line);
-#endif
 
 // The interleaving feedback (see scheduled.h): libFuzzer adds every counter
 // of this section to its features, as it does its own coverage counters.
@@ -135,33 +123,6 @@ void StopSchedulingInForkChild() {
 [[maybe_unused]] const bool g_fork_handler_installed = [] {
   return pthread_atfork(nullptr, nullptr, &StopSchedulingInForkChild) == 0;
 }();
-
-// Hides the scheduler's own hand-off from TSan (no-op elsewhere).
-// POOLGUARD_TSAN_SEE_HANDOFFS=1 in the environment turns the hiding off: the
-// control experiment of tools/check_tsan_handoffs.sh, which shows that TSan
-// then misses the races between serialized threads.
-class HiddenFromTsan {
- public:
-  HiddenFromTsan() {
-#if defined(POOLGUARD_TSAN)
-    if (Enabled()) AnnotateIgnoreSyncBegin(__FILE__, __LINE__);
-#endif
-  }
-  ~HiddenFromTsan() {
-#if defined(POOLGUARD_TSAN)
-    if (Enabled()) AnnotateIgnoreSyncEnd(__FILE__, __LINE__);
-#endif
-  }
-
- private:
-  [[maybe_unused]] static bool Enabled() {
-    static const bool enabled = [] {
-      const char* see = std::getenv("POOLGUARD_TSAN_SEE_HANDOFFS");
-      return see == nullptr || std::string_view(see) != "1";
-    }();
-    return enabled;
-  }
-};
 
 // One program thread's ops past an exit_thread op that run in the ending OS
 // thread's destructors (thread_local or pthread key).
@@ -312,8 +273,10 @@ class Scheduler {
       Step(me, Schedule::kOpBoundary, kOpBoundarySite);
       if (in_op_.load(std::memory_order_relaxed) == 0) CheckQuiescentUnscheduled(me);
       in_op_.fetch_add(1, std::memory_order_relaxed);
-      ChargeTo(ExecPhase::kOps);
+      const OpKind kind = world_.op(me, i).kind;
+      ChargeToOp(static_cast<int>(kind), OpKindName(kind).data());
       world_.RunOp(me, i);
+      ChargeToOp(-1, nullptr);
       in_op_.fetch_sub(1, std::memory_order_relaxed);
     }
   }
@@ -385,28 +348,38 @@ class Scheduler {
   POOLGUARD_NOT_COVERED void Step(size_t me, int kind, uint32_t site) {
     ScopedPhase phase(ExecPhase::kSchedule);
     const bool spin = kind == static_cast<int>(poolguard::internal::SchedPoint::kSpin);
-    const uint32_t step = step_.fetch_add(1, std::memory_order_relaxed) + 1;
+    // Only the running thread counts (the hand-offs order it): a load and a
+    // store, not a locked read-modify-write, at every point.
+    const uint32_t step = Bump(step_);
     if (step > step_budget_) {
       OracleFailure("hang", absl::StrCat("step budget of ", step_budget_,
                                          " schedule points exceeded (livelock?)"));
     }
-    const uint32_t nth_of_kind =
-        point_counts_[me][kind].fetch_add(1, std::memory_order_relaxed) + 1;
-    const uint32_t nth_point =
-        point_counts_[me][Schedule::kAnyPoint].fetch_add(1, std::memory_order_relaxed) + 1;
+    const uint32_t nth_of_kind = Bump(point_counts_[me][kind]);
+    const uint32_t nth_point = Bump(point_counts_[me][Schedule::kAnyPoint]);
+    bool dropped = false;
     for (const Schedule::ChangePoint& change : schedule_.change_points) {
       if (change.thread % threads_ != me) continue;
       if ((change.kind == kind && change.occurrence == nth_of_kind) ||
           (change.kind == Schedule::kAnyPoint && change.occurrence == nth_point)) {
         DropBelowAll(me);
+        dropped = true;
       }
     }
     if (schedule_.random_preemption_odds != 0 && !spin &&
         NextRandom() % schedule_.random_preemption_odds == 0) {
       DropBelowAll(me);
+      dropped = true;
     }
+    // The running thread was the highest-priority runnable one when it got
+    // the baton, and no other thread's priority, end or waiting mark changes
+    // while it runs; only its own drop, its own wait, or waking the waiters
+    // can make another thread the next. Otherwise it runs on, with the same
+    // choice PickNext() would make (so replay is unchanged), without the walk
+    // over every thread.
+    if (!dropped && !spin && waiters_.load(std::memory_order_relaxed) == 0) return;
     if (spin) {
-      waiting_[me].store(true, std::memory_order_relaxed);
+      SetWaiting(me);
     } else {
       ClearWaiting();  // Progress: waiters may find what they wait for.
     }
@@ -462,8 +435,23 @@ class Scheduler {
     WaitUntil(turn_[me], 1, sleepers_[me]);
   }
 
+  // +1 on a counter only the running thread writes; returns the new value.
+  POOLGUARD_NOT_COVERED static uint32_t Bump(std::atomic<uint32_t>& counter) {
+    const uint32_t value = counter.load(std::memory_order_relaxed) + 1;
+    counter.store(value, std::memory_order_relaxed);
+    return value;
+  }
+
+  POOLGUARD_NOT_COVERED void SetWaiting(size_t me) {
+    if (waiting_[me].load(std::memory_order_relaxed)) return;
+    waiting_[me].store(true, std::memory_order_relaxed);
+    waiters_.store(waiters_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
   POOLGUARD_NOT_COVERED void ClearWaiting() {
+    if (waiters_.load(std::memory_order_relaxed) == 0) return;
     for (size_t t = 0; t < threads_; ++t) waiting_[t].store(false, std::memory_order_relaxed);
+    waiters_.store(0, std::memory_order_relaxed);
   }
 
   // The highest-priority thread that has not finished and is not waiting.
@@ -510,6 +498,8 @@ class Scheduler {
   std::atomic<uint32_t> point_counts_[Program::kMaxThreads][Schedule::kPointKinds] = {};
   std::atomic<bool> finished_[Program::kMaxThreads] = {};
   std::atomic<bool> waiting_[Program::kMaxThreads] = {};
+  // How many waiting_ marks are set.
+  std::atomic<uint32_t> waiters_{0};
   // The site each thread last stopped at (where it resumes).
   std::atomic<uint32_t> last_site_[Program::kMaxThreads] = {};
   // Each slot's ops deferred to its ending OS thread's destructors; written

@@ -269,7 +269,10 @@ def source_hash(root, mutant, backend, budget_s, seeds):
 
 
 def copy_tree(root, dest):
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True,
+    # Tracked files and new ones not yet added (but not the ignored ones): the
+    # tree builds what the workspace would.
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=root, capture_output=True,
                            check=True).stdout.decode().split("\0")
     for rel in files:
         if not rel or not (root / rel).is_file():
