@@ -1,5 +1,6 @@
 #include "fuzz/interpreter.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -173,6 +174,7 @@ World::World(const Program& program) : program_(program), threads_(program.threa
   ClearSystemAllocFailures();
   for (size_t i = 0; i < kSharedPools; ++i) {
     shared_pools_[i] = CreateOrNull(SharedPoolOptions(i));
+    shared_view_[i].store(shared_pools_[i].get(), std::memory_order_relaxed);
     if (shared_pools_[i] == nullptr) {
       OracleFailure("create_failed", "no memory for the shared pools");
     }
@@ -190,13 +192,13 @@ World::~World() {
 
 Pool* World::PoolFor(size_t thread, uint8_t arg) const {
   const size_t index = arg % (kSharedPools + kPrivatePools);
-  if (index < kSharedPools) return shared_pools_[index].get();
+  if (index < kSharedPools) return SharedPool(index);
   return threads_[thread].private_pools[index - kSharedPools].get();
 }
 
 size_t World::PoolIndex(size_t thread, const Pool* pool) const {
   for (size_t i = 0; i < kSharedPools; ++i) {
-    if (shared_pools_[i].get() == pool) return i;
+    if (SharedPool(i) == pool) return i;
   }
   for (size_t i = 0; i < kPrivatePools; ++i) {
     if (threads_[thread].private_pools[i].get() == pool) return kSharedPools + i;
@@ -439,7 +441,90 @@ void World::CheckFreeReachable(Pool& pool) {
   }
 }
 
+uint32_t World::SharedPoolsOf(size_t thread, const Op& op) const {
+  constexpr uint32_t kAllShared = (uint32_t{1} << kSharedPools) - 1;
+  const ThreadState& state = threads_[thread];
+  auto bit_of = [this, thread](const Pool* pool) -> uint32_t {
+    const size_t index = pool == nullptr ? kSharedPools : PoolIndex(thread, pool);
+    return index < kSharedPools ? uint32_t{1} << index : 0;
+  };
+  switch (op.kind) {
+    case OpKind::kAlloc:
+    case OpKind::kFlush:
+    case OpKind::kStats:
+      return bit_of(PoolFor(thread, op.arg));
+    case OpKind::kAllocBulk:
+      return bit_of(PoolFor(thread, op.arg % 16));
+    case OpKind::kFree:
+      return state.held.empty() ? 0 : bit_of(state.held[op.arg % state.held.size()].pool);
+    case OpKind::kGive:
+      return state.held.empty()
+                 ? 0
+                 : bit_of(state.held[(op.arg / kMailboxes) % state.held.size()].pool);
+    case OpKind::kFreeBulk:
+    case OpKind::kTake:  // (which pool's object it takes shows only once it has it)
+      return kAllShared;
+    default:
+      // No pool call, or only through the registry (gc_all, dump_pools,
+      // release_caches), which a pool leaves before it is destroyed.
+      return 0;
+  }
+}
+
+bool World::UseShared(size_t thread, uint32_t mask) {
+  std::atomic<uint32_t>& using_shared = threads_[thread].using_shared;
+  // seq_cst, here and in RecyclePool(): either the recycler sees this mark,
+  // or this thread sees the recycling bit and stays away.
+  using_shared.store(mask, std::memory_order_seq_cst);
+  if ((recycling_.load(std::memory_order_seq_cst) & mask) == 0) return true;
+  using_shared.store(0, std::memory_order_relaxed);
+  return false;
+}
+
+void World::DoneWithShared(size_t thread) {
+  // release: this thread's calls on the pools happen before a recycler's
+  // destruction of one of them (its acquire load of the mark).
+  threads_[thread].using_shared.store(0, std::memory_order_release);
+}
+
+void World::RecyclePool(size_t thread, size_t index) {
+  const uint32_t bit = uint32_t{1} << index;
+  if ((recycling_.fetch_or(bit, std::memory_order_seq_cst) & bit) != 0) return;
+  bool idle = in_mailboxes_[index].load(std::memory_order_seq_cst) == 0;
+  for (size_t t = 0; t < threads_.size() && idle; ++t) {
+    // acquire: pairs with DoneWithShared(); seq_cst: see UseShared().
+    if (t != thread && (threads_[t].using_shared.load(std::memory_order_seq_cst) & bit) != 0) {
+      idle = false;
+    }
+    if (threads_[t].held_per_pool[index].load(std::memory_order_seq_cst) != 0) idle = false;
+  }
+  if (idle) {
+    // The new pool first: if the system refuses it, the old one stays.
+    std::unique_ptr<Pool> fresh = CreateOrNull(SharedPoolOptions(index));
+    if (fresh != nullptr) {
+      // release: pairs with SharedPool()'s acquire.
+      shared_view_[index].store(fresh.get(), std::memory_order_release);
+      std::swap(shared_pools_[index], fresh);
+      fresh.reset();  // ~Pool of the old one, while other threads run.
+      for (ThreadState& state : threads_) {
+        state.failed_per_pool[index].store(0, std::memory_order_relaxed);
+      }
+    }
+  }
+  // release: the recycle happens before the next use of the pool.
+  recycling_.fetch_and(~bit, std::memory_order_release);
+}
+
 void World::RunOp(size_t thread, size_t index) {
+  const uint32_t mask = SharedPoolsOf(thread, program_.threads[thread][index]);
+  if (mask == 0) return RunOpUsing(thread, index);
+  // A pool being recycled does not exist for the op: it is skipped.
+  if (!UseShared(thread, mask)) return;
+  RunOpUsing(thread, index);
+  DoneWithShared(thread);
+}
+
+void World::RunOpUsing(size_t thread, size_t index) {
   ThreadState& state = threads_[thread];
   const Op& op = program_.threads[thread][index];
   switch (op.kind) {
@@ -539,6 +624,9 @@ void World::RunOp(size_t thread, size_t index) {
       // nothing the first could not.
       if (!forked_.exchange(true, std::memory_order_relaxed)) Fork(thread);
       return;
+    case OpKind::kRecyclePool:
+      RecyclePool(thread, op.arg % kSharedPools);
+      return;
     case OpKind::kDumpPools: {
       const std::string dump = DumpPools(op.arg % 2 ? DumpFormat::kJson : DumpFormat::kText);
       if (dump.empty()) OracleFailure("dump", "DumpPools() returned nothing; " + Where(thread));
@@ -597,7 +685,12 @@ int World::ForkChild(size_t thread) {
   // system for.)
   std::array<Pool*, kSharedPools + kPrivatePools> pool_array{};
   size_t pool_count = 0;
-  for (const auto& pool : shared_pools_) pool_array[pool_count++] = pool.get();
+  // (A shared pool that a paused thread was recycling at the fork is left
+  // alone: its Pool object may be half built or half destroyed.)
+  const uint32_t recycling = recycling_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < kSharedPools; ++i) {
+    if ((recycling & (uint32_t{1} << i)) == 0) pool_array[pool_count++] = SharedPool(i);
+  }
   for (const auto& pool : threads_[thread].private_pools) {
     if (pool != nullptr) pool_array[pool_count++] = pool.get();
   }
@@ -666,7 +759,16 @@ int World::ForkChild(size_t thread) {
 
 void World::FinishThread(size_t thread) {
   ThreadState& state = threads_[thread];
+  // The shared pools this thread holds objects of. A recycler leaves those
+  // alone: the wait is only for one that is still looking (never in
+  // scheduled runs, where looking passes no schedule point).
+  uint32_t mask = 0;
+  for (size_t i = 0; i < kSharedPools; ++i) {
+    if (state.held_per_pool[i].load(std::memory_order_relaxed) != 0) mask |= uint32_t{1} << i;
+  }
+  while (!UseShared(thread, mask)) sched_yield();
   while (!state.held.empty()) FreeHeld(thread, state.held.size() - 1, "at thread exit");
+  DoneWithShared(thread);
   // Private pools stay until FinishRun(): other threads' GcAll() may still be
   // working on them, so their stats are checked only once all is quiet.
 }
@@ -681,7 +783,7 @@ void World::CheckQuiescent(size_t checker) const {
     for (const ThreadState& state : threads_) {
       failed += state.failed_per_pool[i].load(std::memory_order_relaxed);
     }
-    CheckPool(*shared_pools_[i], held, failed, checker == kAllThreads ? 0 : checker);
+    CheckPool(*SharedPool(i), held, failed, checker == kAllThreads ? 0 : checker);
   }
   for (size_t t = 0; t < threads_.size(); ++t) {
     if (checker != kAllThreads && checker != t) continue;

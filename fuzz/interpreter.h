@@ -141,6 +141,9 @@ class World {
     // quiescent pool is their sum over the threads.
     std::array<std::atomic<size_t>, kSharedPools + kPrivatePools> failed_per_pool{};
     std::array<std::atomic<Pool*>, kPrivatePools> private_pool_view{};
+    // Bit i: this thread's op in progress may call shared pool i (or use
+    // its objects); a recycle_pool op leaves pool i alone meanwhile.
+    std::atomic<uint32_t> using_shared{0};
   };
   // A mailbox: empty, being filled, full, being emptied. A giver moves it
   // kEmpty -> kFilling (CAS), writes `item`, then kFull (release); a taker
@@ -158,6 +161,23 @@ class World {
   void SetPrivatePool(size_t thread, size_t slot, std::unique_ptr<Pool> pool);
 
   Pool* PoolFor(size_t thread, uint8_t arg) const;
+  // Shared pool `index` (acquire: a recycled pool's construction happens
+  // before its use).
+  Pool* SharedPool(size_t index) const {
+    return shared_view_[index].load(std::memory_order_acquire);
+  }
+  // The shared pools op `index` of `thread` may call or whose objects it may
+  // move (a bit each), and the op itself.
+  uint32_t SharedPoolsOf(size_t thread, const Op& op) const;
+  void RunOpUsing(size_t thread, size_t index);
+  // Announces the shared pools in `mask` as used by `thread`; false (and
+  // nothing announced) if one of them is being recycled.
+  bool UseShared(size_t thread, uint32_t mask);
+  void DoneWithShared(size_t thread);
+  // recycle_pool: destroys shared pool `index` and creates it again, if no
+  // thread holds, gives, takes or calls it (others may be mid-call on other
+  // pools, binding caches, exiting or forking: what ~Pool must survive).
+  void RecyclePool(size_t thread, size_t index);
   uint64_t NewStamp(size_t thread);
   void Stamp(const Held& held) const;
   void CheckStamp(size_t thread, const Held& held, std::string_view when) const;
@@ -183,6 +203,12 @@ class World {
 
   const Program& program_;
   std::array<std::unique_ptr<Pool>, kSharedPools> shared_pools_;
+  // shared_pools_[i].get(), for the threads to read while pool i may be
+  // recycled; written by the recycling thread (release).
+  std::array<std::atomic<Pool*>, kSharedPools> shared_view_{};
+  // Bit i: shared pool i is being recycled (or a recycle_pool op is looking
+  // whether it may be).
+  std::atomic<uint32_t> recycling_{0};
   std::vector<ThreadState> threads_;
   std::array<Mailbox, kMailboxes> mailboxes_;
   // Objects of each shared pool now in a mailbox (kFull or being moved).

@@ -25,7 +25,7 @@ from pathlib import Path
 CODES = ["alloc", "free", "write", "check", "flush", "gc", "create", "destroy", "fail_next",
          "give", "take", "alloc_n", "free_n", "exit", None, None]
 CODE = {name: code for code, name in enumerate(CODES) if name is not None}
-PROCESS_WIDE = {"stats": 0, "dump": 3, "release": 5}
+PROCESS_WIDE = {"stats": 0, "dump": 3, "release": 5, "recycle": 7}
 PROCESS_WIDE_CODE = 14
 HERE = Path(__file__).resolve().parent
 
@@ -228,6 +228,17 @@ SEEDS = {
                                       alloc_n(1, TINY, 65), free_n(1, 65),
                                       op(2, "gc"), op(2, "flush", SMALL), op(2, "alloc", LIMITED),
                                       op(2, "fork"), op(2, "free", 0)]),
+    # A shared pool destroyed and made again while the other threads bind
+    # caches of other pools, exit (their exit hooks walk every pool's caches)
+    # and fork: ~Pool racing the registry.
+    "recycle_while_others_run": program(3, [op(0, "alloc", SMALL), op(0, "free", 0),
+                                            op(0, "recycle", SMALL), op(0, "alloc", SMALL),
+                                            op(0, "free", 0), op(0, "recycle", SMALL),
+                                            op(1, "alloc", TINY), exit_thread(1, "key", 2),
+                                            op(1, "alloc", LIMITED), op(1, "free", 0),
+                                            op(1, "alloc", SMALL), op(1, "free", 0),
+                                            op(2, "alloc", ALIGNED), op(2, "fork"),
+                                            op(2, "free", 0), op(2, "recycle", ALIGNED)]),
     # Two threads overflow their caches of a fresh pool at the same moment:
     # the transfer cache's slots asked for by both, then filled and emptied
     # by both at once.
@@ -337,6 +348,7 @@ def main():
             "stats": op(0, "stats", SMALL),
             "dump_json": op(0, "dump", 1),
             "release": op(0, "release"),
+            "recycle_small": op(0, "recycle", SMALL),
         }
         for name, o in wholes.items():
             data = encode_op(*o)

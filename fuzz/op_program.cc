@@ -38,6 +38,8 @@ std::string_view OpKindName(OpKind kind) {
       return "stats";
     case OpKind::kReleaseCaches:
       return "release_caches";
+    case OpKind::kRecyclePool:
+      return "recycle_pool";
     case OpKind::kExitThread:
       return "exit_thread";
     case OpKind::kFork:
@@ -67,7 +69,7 @@ constexpr OpKind kKindOfCode[16] = {
 // for one; the seeds that fork keep it in a corpus.
 constexpr OpKind kProcessWideKinds[8] = {
     OpKind::kStats,     OpKind::kStats,         OpKind::kStats,         OpKind::kDumpPools,
-    OpKind::kDumpPools, OpKind::kReleaseCaches, OpKind::kReleaseCaches, OpKind::kReleaseCaches};
+    OpKind::kDumpPools, OpKind::kReleaseCaches, OpKind::kReleaseCaches, OpKind::kRecyclePool};
 constexpr uint8_t kProcessWideChoices = 8;
 constexpr uint8_t kForkArg = 255;
 
@@ -90,7 +92,7 @@ uint8_t ProcessWideIndex(OpKind kind) {
 
 bool IsProcessWideKind(OpKind kind) {
   return kind == OpKind::kStats || kind == OpKind::kDumpPools || kind == OpKind::kReleaseCaches ||
-         kind == OpKind::kFork;
+         kind == OpKind::kRecyclePool || kind == OpKind::kFork;
 }
 
 size_t BulkCount(uint8_t code) {

@@ -25,9 +25,9 @@
 //                  kinds of version 1, with the same arguments; 9-13 give,
 //                  take, alloc_n, free_n, exit_thread; 14 a process-wide
 //                  call: fork if arg is 255, else chosen by arg % 8 (0-2
-//                  stats, 3-4 dump_pools, 5-7 release_caches; that op's arg
-//                  is arg / 8); 15 alloc again (the commonest op gets two
-//                  codes).
+//                  stats, 3-4 dump_pools, 5-6 release_caches, 7
+//                  recycle_pool; that op's arg is arg / 8); 15 alloc again (the commonest op gets
+//                  two codes).
 // Several fields can share the arg byte (create_pool: slot and shape;
 // give: held object and mailbox; alloc_n: pool and count), so no op needs a
 // third byte. The expensive ops (fork, and long bulk ops) are a small share
@@ -69,6 +69,9 @@ enum class OpKind : uint8_t {
   kDumpPools,            // DumpPools() while others run (JSON if `arg` is odd)
   kReleaseCaches,        // ReleaseThreadCaches()
   kFork,                 // fork(); the child checks and uses its pools, and exits
+  kRecyclePool,          // destroy shared pool `arg` and create it again, if no thread
+                         // holds or is using any of its objects (others may be mid-call
+                         // on other pools, binding caches, exiting or forking)
   kNumKinds,
 };
 

@@ -3,7 +3,8 @@
 checked-in corpus, and where an execution's time goes.
 
   bazel run //tools:fuzz_speed -- --out=DIR [--targets=LIST] [--reps=3] [--passes=2]
-                                   [--baseline=REV]
+                                   [--baseline=REV [--baseline_targets=LABELS]
+                                    [--corpus=current|baseline]]
 
 For each target (default: every in-tree backend's scheduled target under
 ASan and free-running target under TSan, the configs campaigns use; or
@@ -27,7 +28,12 @@ built from REV's sources (git archive, in DIR/baseline-src) and timed on the
 same corpus files, each rep running the current binary and then REV's, so
 that before and after are measured side by side in one run; the rows gain
 baseline, baseline_exec_per_s, baseline_samples, baseline_shares (when REV
-has the profile) and speedup (exec/s now over REV's).
+has the profile) and speedup (exec/s now over REV's). Where REV names its
+binaries otherwise (an older layout), --baseline_targets gives REV's binary
+labels, one per target in --targets order (for example
+//fuzz:scheduled_fuzzer_lockless_bin). --corpus=baseline runs both on REV's
+checked-in corpus instead of the workspace's (an old corpus, on the old
+executor and the new one).
 
 Writes DIR/fuzz_speed.md and DIR/fuzz_speed.json (a list of objects:
 target, config, inputs, exec_per_s, samples, us_per_exec, shares, ops,
@@ -130,6 +136,10 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="timed runs per target (median)")
     ap.add_argument("--passes", type=int, default=2, help="runs of every input per timed run")
     ap.add_argument("--baseline", help="a commit to time side by side with the workspace")
+    ap.add_argument("--baseline_targets", default="",
+                    help="REV's binary labels, one per target (default: the same labels)")
+    ap.add_argument("--corpus", choices=["current", "baseline"], default="current",
+                    help="whose checked-in corpus both run (default: the workspace's)")
     args = ap.parse_args()
     if args.reps < 1 or args.passes < 1:
         raise toolbox.UserError("--reps and --passes must be at least 1")
@@ -144,24 +154,36 @@ def main():
     else:
         targets = default_targets()
 
+    if (args.baseline_targets or args.corpus == "baseline") and not args.baseline:
+        raise toolbox.UserError("--baseline_targets and --corpus=baseline need --baseline=REV")
+    base_labels = [l for l in args.baseline_targets.split(",") if l]
+    if base_labels and len(base_labels) != len(targets):
+        raise toolbox.UserError(f"--baseline_targets names {len(base_labels)} label(s) for "
+                                f"{len(targets)} target(s)")
+    if any(not l.startswith("//") or ":" not in l for l in base_labels):
+        raise toolbox.UserError("--baseline_targets: labels of the form //package:name")
     base_tree = baseline_tree(workspace, args.baseline, out) if args.baseline else None
     bin_dir = out / "bin"
     bin_dir.mkdir(exist_ok=True)
     rows = []
-    for target in targets:
+    for number, target in enumerate(targets):
         config = target.spec["config"]
-        builds = [("", workspace)] + ([("-baseline", base_tree)] if base_tree else [])
+        builds = [("", workspace, target.bin_label(), target.bin_path(workspace))]
+        if base_tree:
+            label = base_labels[number] if base_labels else target.bin_label()
+            package, _, name = label[2:].partition(":")
+            builds.append(("-baseline", base_tree, label, base_tree / "bazel-bin" / package / name))
         binaries = []
-        for suffix, tree in builds:
-            print(f"{TOOL}: building {target.label} (--config={config})"
+        for suffix, tree, label, path in builds:
+            print(f"{TOOL}: building {label} (--config={config})"
                   f"{' at ' + args.baseline if suffix else ''}", flush=True)
-            toolbox.bazel_build(tree, toolbox.build_flags(config), [target.bin_label()],
-                                tool=TOOL)
+            toolbox.bazel_build(tree, toolbox.build_flags(config), [label], tool=TOOL)
             # A copy: the next build with other flags overwrites bazel-bin.
             binaries.append(bin_dir / f"{target.name}-{config}{suffix}")
-            shutil.copy2(target.bin_path(tree), binaries[-1])
+            shutil.copy2(path, binaries[-1])
         binary = binaries[0]
-        corpus_dir = workspace / "fuzz" / "corpus" / target.spec["corpus"]
+        corpus_root = base_tree if args.corpus == "baseline" else workspace
+        corpus_dir = corpus_root / "fuzz" / "corpus" / target.spec["corpus"]
         files = sorted(p for p in corpus_dir.iterdir() if p.is_file())
         if not files:
             raise toolbox.UserError(f"{corpus_dir} holds no inputs")
@@ -197,6 +219,7 @@ def main():
             "label": target.label,
             "config": config,
             "inputs": len(files),
+            "corpus": args.baseline if args.corpus == "baseline" else "workspace",
             "exec_per_s": round(exec_per_s, 1),
             "samples": [round(x, 1) for x in samples[0]],
             "us_per_exec": round(1e6 / exec_per_s, 1),
