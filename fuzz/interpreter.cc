@@ -448,13 +448,19 @@ uint32_t World::SharedPoolsOf(size_t thread, const Op& op) const {
     const size_t index = pool == nullptr ? kSharedPools : PoolIndex(thread, pool);
     return index < kSharedPools ? uint32_t{1} << index : 0;
   };
+  // By index, as PoolFor() picks: the pointer may change under a recycle
+  // until the mark is up. (A held object's pool cannot be recycled.)
+  auto bit_of_arg = [](uint8_t arg) -> uint32_t {
+    const size_t index = arg % (kSharedPools + kPrivatePools);
+    return index < kSharedPools ? uint32_t{1} << index : 0;
+  };
   switch (op.kind) {
     case OpKind::kAlloc:
     case OpKind::kFlush:
     case OpKind::kStats:
-      return bit_of(PoolFor(thread, op.arg));
+      return bit_of_arg(op.arg);
     case OpKind::kAllocBulk:
-      return bit_of(PoolFor(thread, op.arg % 16));
+      return bit_of_arg(op.arg % 16);
     case OpKind::kFree:
       return state.held.empty() ? 0 : bit_of(state.held[op.arg % state.held.size()].pool);
     case OpKind::kGive:
@@ -490,14 +496,19 @@ void World::DoneWithShared(size_t thread) {
 void World::RecyclePool(size_t thread, size_t index) {
   const uint32_t bit = uint32_t{1} << index;
   if ((recycling_.fetch_or(bit, std::memory_order_seq_cst) & bit) != 0) return;
-  bool idle = in_mailboxes_[index].load(std::memory_order_seq_cst) == 0;
+  bool idle = true;
   for (size_t t = 0; t < threads_.size() && idle; ++t) {
-    // acquire: pairs with DoneWithShared(); seq_cst: see UseShared().
+    // acquire: pairs with DoneWithShared(), so that the counts read below
+    // include what thread t's last op on the pool did; seq_cst: see
+    // UseShared().
     if (t != thread && (threads_[t].using_shared.load(std::memory_order_seq_cst) & bit) != 0) {
       idle = false;
     }
-    if (threads_[t].held_per_pool[index].load(std::memory_order_seq_cst) != 0) idle = false;
+    if (threads_[t].held_per_pool[index].load(std::memory_order_relaxed) != 0) idle = false;
   }
+  // After every mark was read: a give or take that ended before has its
+  // count in place (its thread's release, our acquire above).
+  if (in_mailboxes_[index].load(std::memory_order_relaxed) != 0) idle = false;
   if (idle) {
     // The new pool first: if the system refuses it, the old one stays.
     std::unique_ptr<Pool> fresh = CreateOrNull(SharedPoolOptions(index));
