@@ -398,10 +398,9 @@ void World::CheckPool(const Pool& pool, size_t held, size_t failed, size_t threa
         absl::StrCat("pool '", pool.name(), "': allocated ", stats.allocated, ", used ", stats.used,
                      ", free ", stats.free, ", failed ", stats.failed, ", max_objects ",
                      pool.max_objects(), ", held by the threads and mailboxes ", held,
-                     ", Alloc() calls that "
-                     "returned nullptr ",
-                     failed, "; expected allocated == used + free <= max_objects, used ",
-                     cached_are_used ? ">=" : "==", " held and failed == the nullptr returns; ",
+                     ", nullptr returns seen ", failed,
+                     "; expected allocated == used + free <= max_objects, used ",
+                     cached_are_used ? ">=" : "==", " held, failed == the nullptr returns; ",
                      Where(thread)));
   }
 }
@@ -431,12 +430,10 @@ void World::CheckFreeReachable(Pool& pool) {
         "stranded_free",
         absl::StrCat("pool '", pool.name(), "' after the run, every thread gone: free ",
                      before.free, " (allocated ", before.allocated, ", used ", before.used,
-                     "), but of ", before.free,
-                     " Alloc() calls on the one "
-                     "thread left ",
-                     nullptrs, " returned nullptr and allocated went to ", after.allocated,
-                     ": free objects the pool cannot hand out (a dead "
-                     "thread's cache never given back?); ",
+                     "), but of ", before.free, " Alloc() calls on the one thread left ", nullptrs,
+                     " returned nullptr and allocated went to ", after.allocated,
+                     ": free objects the pool cannot hand out (a dead thread's cache never "
+                     "given back?); ",
                      Where(0)));
   }
 }
@@ -787,11 +784,9 @@ void World::FinishThread(size_t thread) {
 void World::CheckQuiescent(size_t checker) const {
   for (size_t i = 0; i < kSharedPools; ++i) {
     size_t held = in_mailboxes_[i].load(std::memory_order_relaxed);
-    for (const ThreadState& state : threads_) {
-      held += state.held_per_pool[i].load(std::memory_order_relaxed);
-    }
     size_t failed = 0;
     for (const ThreadState& state : threads_) {
+      held += state.held_per_pool[i].load(std::memory_order_relaxed);
       failed += state.failed_per_pool[i].load(std::memory_order_relaxed);
     }
     CheckPool(*SharedPool(i), held, failed, checker == kAllThreads ? 0 : checker);

@@ -166,9 +166,10 @@ class World {
   Pool* SharedPool(size_t index) const {
     return shared_view_[index].load(std::memory_order_acquire);
   }
-  // The shared pools op `index` of `thread` may call or whose objects it may
-  // move (a bit each), and the op itself.
+  // The shared pools `op` of `thread` may call or whose objects it may move,
+  // a bit each (RunOp() marks them for the op's duration).
   uint32_t SharedPoolsOf(size_t thread, const Op& op) const;
+  // RunOp() once the op's shared pools are marked.
   void RunOpUsing(size_t thread, size_t index);
   // Announces the shared pools in `mask` as used by `thread`; false (and
   // nothing announced) if one of them is being recycled.

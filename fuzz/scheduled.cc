@@ -445,7 +445,7 @@ class Scheduler {
   POOLGUARD_NOT_COVERED void SetWaiting(size_t me) {
     if (waiting_[me].load(std::memory_order_relaxed)) return;
     waiting_[me].store(true, std::memory_order_relaxed);
-    waiters_.store(waiters_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    Bump(waiters_);
   }
 
   POOLGUARD_NOT_COVERED void ClearWaiting() {
