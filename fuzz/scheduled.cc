@@ -42,13 +42,14 @@ constexpr uint32_t kThreadEndSite = internal::SchedSiteId("thread end", 0);
 // spin loops would cost a tracing call per iteration.
 #define POOLGUARD_NOT_COVERED __attribute__((no_sanitize("coverage")))
 
-// Waiting for a word to change: a short spin (the thread that hands over is
-// often on the other core, and the hand-off then takes a fraction of a
-// microsecond), then yields (with more threads than cores, the thread to run
-// next may need this core), then the kernel (a futex), so that a thread that
-// waits long leaves the CPU to the ones running. The futex calls are
-// invisible to TSan, like the rest of the hand-off.
-constexpr int kSpinsBeforeYielding = 100;
+// Waiting for a word to change. With the run on one CPU (OneCpu below), the
+// thread to run next can only run once this one stops: a few yields (which
+// switch to it at once when it is runnable), then the kernel (a futex). Off
+// it (where pinning was refused), a short spin first: the thread that hands
+// over is often on the other core, and the hand-off then takes a fraction of
+// a microsecond. The futex calls are invisible to TSan, like the rest of the
+// hand-off.
+constexpr int kSpinsOffOneCpu = 100;
 constexpr int kYieldsBeforeSleeping = 50;
 
 POOLGUARD_NOT_COVERED void FutexWait(std::atomic<uint32_t>& word, uint32_t value) {
@@ -67,12 +68,13 @@ POOLGUARD_NOT_COVERED inline void CpuRelax() {
 #endif
 }
 
-// Blocks until `word` holds `want`. seq_cst: pairs with SetAndWake()'s
-// seq_cst store and load of `sleepers` (either the waker sees this sleeper,
-// or the sleeper sees the new value before it sleeps).
+// Blocks until `word` holds `want`, spinning `spins` times first. seq_cst:
+// pairs with SetAndWake()'s seq_cst store and load of `sleepers` (either the
+// waker sees this sleeper, or the sleeper sees the new value before it
+// sleeps).
 POOLGUARD_NOT_COVERED void WaitUntil(std::atomic<uint32_t>& word, uint32_t want,
-                                     std::atomic<uint32_t>& sleepers) {
-  for (int i = 0; i < kSpinsBeforeYielding; ++i) {
+                                     std::atomic<uint32_t>& sleepers, int spins) {
+  for (int i = 0; i < spins; ++i) {
     if (word.load(std::memory_order_acquire) == want) return;
     CpuRelax();
   }
@@ -99,6 +101,39 @@ POOLGUARD_NOT_COVERED void SetAndWake(std::atomic<uint32_t>& word, uint32_t valu
   word.store(value, std::memory_order_seq_cst);
   if (sleepers.load(std::memory_order_seq_cst) != 0) FutexWakeAll(word);
 }
+
+// A scheduled run's threads on the CPU its caller is on: one thread runs at a
+// time anyway, and a hand-off within one CPU is a direct switch to the woken
+// thread, where across CPUs it often means waking an idle CPU. Measured on a
+// 2-core VM: 1.3x the executions per second on the checked-in corpus, 1.5x
+// on a campaign's grown corpus (1.8x with two fuzzers at once), whose inputs
+// switch hundreds of times each. Threads created inside the scope inherit
+// the mask; the caller's own is restored at its end, so the next run goes
+// wherever the kernel has moved the caller (two fuzzers on two cores stay
+// apart). Which thread runs is the schedule's choice either way: replay is
+// unchanged.
+class OneCpu {
+ public:
+  OneCpu() {
+    const int cpu = sched_getcpu();
+    if (cpu < 0 || sched_getaffinity(0, sizeof(saved_), &saved_) != 0) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pinned_ = sched_setaffinity(0, sizeof(one), &one) == 0;
+  }
+  ~OneCpu() {
+    if (pinned_) sched_setaffinity(0, sizeof(saved_), &saved_);
+  }
+  OneCpu(const OneCpu&) = delete;
+  OneCpu& operator=(const OneCpu&) = delete;
+
+  bool pinned() const { return pinned_; }
+
+ private:
+  cpu_set_t saved_;
+  bool pinned_ = false;
+};
 
 bool FeedbackEnabled() {
   static const bool enabled = [] {
@@ -151,19 +186,31 @@ struct Deferred {
 // hooks too) is a step of the schedule, and the run replays exactly.
 class Scheduler {
  public:
-  Scheduler(const Schedule& schedule, World& world, uint64_t step_budget)
+  // `on_one_cpu`: every thread of the run shares one CPU (OneCpu), so a
+  // waiting thread does not spin.
+  Scheduler(const Schedule& schedule, World& world, uint64_t step_budget, bool on_one_cpu)
       : schedule_(schedule),
         world_(world),
         threads_(world.num_threads()),
-        step_budget_(step_budget) {
+        step_budget_(step_budget),
+        spins_(on_one_cpu ? 0 : kSpinsOffOneCpu) {
     for (size_t t = 0; t < threads_; ++t) {
       priority_[t].store(schedule.priorities[t] + 1, std::memory_order_relaxed);
       last_site_[t].store(kOpBoundarySite, std::memory_order_relaxed);
     }
     rng_.store(schedule.random_seed, std::memory_order_relaxed);
+  }
+
+  // Gives the first turn, once every slot's thread exists: on one CPU, a
+  // thread that started running at its creation would keep its creator from
+  // creating the rest (and the profile would charge that time twice).
+  void Start() {
     const int first = PickNext();
     current_.store(first, std::memory_order_relaxed);
-    if (first != kNone) turn_[first].store(1, std::memory_order_relaxed);
+    if (first != kNone) {
+      HiddenFromTsan hidden;
+      SetAndWake(turn_[first], 1, sleepers_[first]);
+    }
   }
 
   // The carrier of slot `me`: waits for its first turn, runs its ops (those
@@ -237,7 +284,7 @@ class Scheduler {
       if (next == kNone) {
         SetAndWake(run_over_, 1, run_over_sleepers_);
       } else {
-        WaitUntil(run_over_, 1, run_over_sleepers_);
+        WaitUntil(run_over_, 1, run_over_sleepers_, spins_);
       }
     }
   }
@@ -432,7 +479,7 @@ class Scheduler {
   POOLGUARD_NOT_COVERED void WaitForTurnLocked(size_t me) {
     // acquire (in WaitUntil): pairs with the release of the thread that
     // handed over.
-    WaitUntil(turn_[me], 1, sleepers_[me]);
+    WaitUntil(turn_[me], 1, sleepers_[me], spins_);
   }
 
   // +1 on a counter only the running thread writes; returns the new value.
@@ -479,6 +526,7 @@ class Scheduler {
   World& world_;
   const size_t threads_;
   const uint64_t step_budget_;
+  const int spins_;  // before yielding, in WaitUntil()
   // The thread that runs (kNone: none, the run is over), and each thread's
   // futex word: 1 while it is its turn. Written by the thread that hands
   // over.
@@ -530,11 +578,12 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
   SetFailureContext(std::move(context));
   World world(program);
   {
+    const OneCpu one_cpu;
     // Each object a program allocates moves through a bounded number of
     // schedule points (alloc, free, the levels of the pool, a flush).
     const uint64_t step_budget =
         schedule.step_budget + uint64_t{Schedule::kStepsPerObject} * MaxObjectsAllocated(program);
-    Scheduler scheduler(schedule, world, step_budget);
+    Scheduler scheduler(schedule, world, step_budget, one_cpu.pinned());
 #if defined(POOLGUARD_SCHEDULE_POINTS)
     poolguard::internal::SetSchedPointHook(&Scheduler::Hook);
 #endif
@@ -544,6 +593,7 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
     for (size_t t = 0; t < world.num_threads(); ++t) {
       threads.emplace_back([&scheduler, t] { scheduler.RunSlot(t); });
     }
+    scheduler.Start();
     StopClock();
     for (std::thread& thread : threads) thread.join();
     ChargeTo(ExecPhase::kOther);
