@@ -69,18 +69,21 @@ for backend in $backends; do
   mapfile -t backend_sources < <(
     ls backends/"$backend"/*.cc backends/common/*.cc 2>/dev/null | grep -v '_test\.cc$' | sort -u)
 
-  # The scheduled fuzzer: schedule points compiled in, exact replay.
-  # The free-running fuzzer: the production pool on real threads.
+  # The scheduled fuzzer: the _sched variant (schedule points compiled in,
+  # exact replay). The free-running fuzzer: the _fuzz variant, the
+  # production pool on real threads. Their defines come from variants.bzl.
   for fuzzer in scheduled free_running; do
     case "$fuzzer" in
       scheduled)
-        defines=(-DPOOLGUARD_SCHEDULE_POINTS -DPOOLGUARD_FUZZ_BUILD)
+        mapfile -t defines < <(python3 tools/project.py variant-defines _sched | sed 's/^/-D/')
         harness=(fuzz/exec_profile.cc fuzz/op_program.cc fuzz/interpreter.cc fuzz/schedule.cc
                  fuzz/scheduled.cc) ;;
       free_running)
-        defines=(-DPOOLGUARD_FREE_RUNNING_FUZZER -DPOOLGUARD_FUZZ_BUILD)
+        mapfile -t defines < <(python3 tools/project.py variant-defines _fuzz | sed 's/^/-D/')
+        defines+=(-DPOOLGUARD_FREE_RUNNING_FUZZER)
         harness=(fuzz/exec_profile.cc fuzz/op_program.cc fuzz/interpreter.cc fuzz/free_running.cc) ;;
     esac
+    [[ ${#defines[@]} -gt 0 ]] || { echo "build.sh: no defines for $fuzzer" >&2; exit 1; }
     target="${fuzzer}_fuzzer_${backend}"
     objects="$work/obj/$target"
     rm -rf "$objects"

@@ -10,6 +10,7 @@ run it:
   python3 tools/project.py default-backend
   python3 tools/project.py mutants       # one seeded bug per line
   python3 tools/project.py fuzz-targets  # every in-tree fuzz target's label
+  python3 tools/project.py variant-defines _sched  # a build variant's defines
 """
 
 import ast
@@ -113,6 +114,13 @@ def parse_target(text):
 
 
 def main(argv):
+    if len(argv) == 3 and argv[1] == "variant-defines":
+        found = [v["defines"] for v in lists()["VARIANTS"] if v["name"] == argv[2]]
+        if not found:
+            print(f"project.py: no variant named '{argv[2]}'", file=sys.stderr)
+            return 2
+        print("\n".join(found[0]))
+        return 0
     if len(argv) != 2 or argv[1] not in ("backends", "default-backend", "mutants",
                                          "fuzz-targets"):
         print(__doc__.split("\n\n")[2], file=sys.stderr)

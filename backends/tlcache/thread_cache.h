@@ -69,8 +69,15 @@ inline constexpr uint32_t kCacheOpen = 1;        // the owner may use it (compil
 inline constexpr uint32_t kCacheOpenFenced = 2;  // the owner may use it after a full fence
 
 // Threads that can hold caches at once (index 0 means "none"); a thread
-// beyond them uses the shared level until an index is free again.
+// beyond them uses the shared level until an index is free again. A build
+// may lower it with POOLGUARD_MAX_CACHE_THREADS: the scheduled fuzz variant
+// does (variants.bzl), so that its programs of 2 to 4 threads run out of
+// indexes and the path beyond the limit runs too.
+#if defined(POOLGUARD_MAX_CACHE_THREADS)
+inline constexpr uint32_t kMaxCacheThreads = POOLGUARD_MAX_CACHE_THREADS;  // at most 65536
+#else
 inline constexpr uint32_t kMaxCacheThreads = 256;
+#endif
 
 // One thread's cache for one pool, in one block from the system (64-byte
 // aligned): the header the hot path reads (24 bytes), then `slots` object

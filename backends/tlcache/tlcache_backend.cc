@@ -48,6 +48,9 @@ void* TlcacheBackend::AllocInWindow(ThreadCache& cache) {
   if (n == 0) return RefillAndClose(cache);
   POOLGUARD_SCHED_POINT(kReadNext);
   void* object = cache.objects()[n - 1];
+  // A drainer reads the count once it has closed the cache and the window
+  // has ended: this store must land inside the window.
+  POOLGUARD_SCHED_POINT(kStoreHead);
   cache.count.store(n - 1, std::memory_order_relaxed);
   CloseWindow(cache);
   UnpoisonObject(object, layout_.slot_size);
@@ -59,6 +62,7 @@ void TlcacheBackend::FreeInWindow(ThreadCache& cache, void* object) {
   if (n == cache.capacity) return SpillAndClose(cache, object);
   POOLGUARD_SCHED_POINT(kStoreHead);
   cache.objects()[n] = object;
+  POOLGUARD_SCHED_POINT(kStoreHead);  // As in AllocInWindow(): inside the window.
   cache.count.store(n + 1, std::memory_order_relaxed);
   CloseWindow(cache);
 }
@@ -70,6 +74,7 @@ TlcacheBackend::RefillResult TlcacheBackend::Refill(ThreadCache& cache) {
   if (n == 0) n = list_.PopBatch(cache.objects(), batch);
   if (n == 0) return RefillResult::kNothingShared;
   cache.refilled = 1;
+  POOLGUARD_SCHED_POINT(kStoreHead);
   cache.count.store(static_cast<uint32_t>(n), std::memory_order_relaxed);
   return RefillResult::kRefilled;
 }
@@ -124,6 +129,7 @@ void TlcacheBackend::SpillAndClose(ThreadCache& cache, void* object) {
   }
   POOLGUARD_SCHED_POINT(kStoreHead);
   objects[keep] = object;
+  POOLGUARD_SCHED_POINT(kStoreHead);  // The count, inside the window.
   cache.count.store(keep + 1, std::memory_order_relaxed);
   cache.refilled = 0;
   CloseWindow(cache);

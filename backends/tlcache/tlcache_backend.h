@@ -90,6 +90,8 @@ class TlcacheBackend final : public CacheSet {
           // (Fuzz builds: a drainer may try to run here, inside the window.)
           POOLGUARD_SCHED_POINT(kReadNext);
           void* object = cache->objects()[n - 1];
+          // The count a drainer reads: stored inside the window.
+          POOLGUARD_SCHED_POINT(kStoreHead);
           cache->count.store(n - 1, std::memory_order_relaxed);
           CloseWindow(*cache);
           UnpoisonObject(object, layout_.slot_size);
@@ -112,6 +114,7 @@ class TlcacheBackend final : public CacheSet {
         if (ABSL_PREDICT_TRUE(n < cache->capacity)) {
           POOLGUARD_SCHED_POINT(kStoreHead);
           cache->objects()[n] = object;
+          POOLGUARD_SCHED_POINT(kStoreHead);  // The count, inside the window.
           cache->count.store(n + 1, std::memory_order_relaxed);
           CloseWindow(*cache);
           return;
