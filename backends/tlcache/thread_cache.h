@@ -179,6 +179,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline void CloseWindow(ThreadCache& cache) {
   // release: pairs with the drainer's acquire load of busy; everything this
   // window did to the cache happens before the drainer takes it.
   cache.busy.store(0, std::memory_order_release);
+  // A drainer waiting for this window may take the cache from here on, so a
+  // step misplaced after the close (a store that belongs inside) is a step
+  // a schedule can put a drainer in front of.
+  POOLGUARD_SCHED_POINT(kStoreHead);
 }
 
 // A pool's caches, one per thread index. The pool derives from it.
