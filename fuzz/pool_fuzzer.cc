@@ -60,6 +60,39 @@ extern "C" const char* __asan_default_options() { return "quarantine_size_mb=32"
 #endif
 #endif
 
+#if !defined(POOLGUARD_FREE_RUNNING_FUZZER)
+// libFuzzer's own byte-level mutations (weak: the replay engine has none,
+// and never calls the mutator below).
+extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size)
+    __attribute__((weak));
+
+// Half of the mutations change only the schedule header, a structured step
+// (MutateScheduleHeader()): the same program under another interleaving. A
+// bug of the project's kind needs the right program and the right
+// interleaving both; libFuzzer's mutations land on the 11 header bytes in
+// proportion to their share of the input, a few in a hundred.
+//
+// A custom mutator turns off libFuzzer's length control (which grows the
+// inputs it makes a little at a time, so that the first ones are short and
+// fast): the byte-level half grows an input by at most kGrowth bytes, and
+// never past the longest input that still means something (a header and 64
+// ops on each of 4 threads).
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size,
+                                          unsigned int seed) {
+  using poolguard::fuzz::Program;
+  using poolguard::fuzz::Schedule;
+  constexpr size_t kHeader = Schedule::kEncodedSize;
+  constexpr size_t kLongest = kHeader + 1 + Program::kMaxThreads * Program::kMaxOpsPerThread * 2;
+  constexpr size_t kGrowth = 16;
+  if (size >= kHeader && seed % 2 == 0) {
+    poolguard::fuzz::MutateScheduleHeader(absl::Span<uint8_t>(data, kHeader), seed / 2);
+    return size;
+  }
+  if (LLVMFuzzerMutate == nullptr) return size;
+  return LLVMFuzzerMutate(data, size, std::min({max_size, kLongest, size + kGrowth}));
+}
+#endif
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using poolguard::fuzz::ChargeTo;
   using poolguard::fuzz::ExecPhase;

@@ -26,4 +26,48 @@ Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
   return schedule;
 }
 
+void MutateScheduleHeader(absl::Span<uint8_t> header, uint64_t seed) {
+  if (header.size() < Schedule::kEncodedSize) return;
+  // splitmix64: a few independent draws from one seed.
+  auto next = [&seed] {
+    uint64_t z = (seed += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+  };
+  constexpr size_t kMode = Program::kMaxThreads;
+  constexpr size_t kPoints = kMode + 1;  // two bytes per change point, or the seed
+  uint8_t& mode = header[kMode];
+  const uint64_t what = next() % 16;
+  if (what == 0) {  // the other mode
+    mode ^= 0x80;
+  } else if (what == 1) {  // one priority
+    header[next() % Program::kMaxThreads] = static_cast<uint8_t>(next());
+  } else if (mode >= 128) {
+    if (what <= 3) {  // odds one step rarer or commoner: (mode >> 2) % 8
+      const uint8_t odds = static_cast<uint8_t>(((mode >> 2) + (next() % 2 == 0 ? 1 : 7)) % 8);
+      mode = static_cast<uint8_t>((mode & ~0x1c) | odds << 2);
+    } else {  // a new seed: another interleaving at the same odds
+      header[kPoints + next() % (Schedule::kMaxChangePoints * 2)] = static_cast<uint8_t>(next());
+    }
+  } else {
+    const size_t points = mode % (Schedule::kMaxChangePoints + 1);
+    if (what <= 3 || points == 0) {  // one change point more or less
+      const uint8_t count = static_cast<uint8_t>((points + (next() % 2 == 0 ? 1 : 3)) % 4);
+      mode = static_cast<uint8_t>((mode & ~0x03) | count);
+    } else {
+      const size_t point = kPoints + 2 * (next() % points);
+      if (what <= 6) {  // its thread (bits 0-1) or kind (bits 2-7)
+        header[point] = static_cast<uint8_t>(
+            next() % 2 == 0 ? (header[point] & ~0x03) | (next() & 0x03)
+                            : (header[point] & 0x03) | (next() % Schedule::kPointKinds) << 2);
+      } else {  // its occurrence, a few points earlier or later
+        const int delta = 1 + static_cast<int>(next() % 8);
+        header[point + 1] =
+            static_cast<uint8_t>(header[point + 1] + (next() % 2 == 0 ? delta : -delta));
+      }
+    }
+  }
+}
+
 }  // namespace poolguard::fuzz

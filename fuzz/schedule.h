@@ -66,6 +66,15 @@ struct Schedule {
 // decodes to a valid schedule.
 Schedule DecodeSchedule(absl::Span<const uint8_t> bytes);
 
+// Changes the schedule that `header` (the first kEncodedSize bytes of an
+// input) encodes, a small step chosen by `seed`: a new random-preemption seed
+// or odds, a change point's occurrence nudged or its thread or kind changed,
+// one change point more or less, a priority, or the other mode. The program
+// after the header is untouched, so a fuzzer's corpus entry gets tried under
+// other interleavings, which byte-level mutations, spread over the whole
+// input, seldom do. Same seed, same change.
+void MutateScheduleHeader(absl::Span<uint8_t> header, uint64_t seed);
+
 }  // namespace poolguard::fuzz
 
 #endif  // POOLGUARD_FUZZ_SCHEDULE_H_

@@ -56,6 +56,75 @@ TEST(DecodeScheduleTest, ModeBytesPickChangePointsOrRandomPreemption) {
   EXPECT_EQ(schedule.random_seed, 0x010203040506u);
 }
 
+// Whether two schedules take different interleavings of the same program.
+bool SameSchedule(const Schedule& a, const Schedule& b) {
+  if (a.priorities != b.priorities || a.random_preemption_odds != b.random_preemption_odds ||
+      a.random_seed != b.random_seed || a.change_points.size() != b.change_points.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.change_points.size(); ++i) {
+    const Schedule::ChangePoint& x = a.change_points[i];
+    const Schedule::ChangePoint& y = b.change_points[i];
+    if (x.thread != y.thread || x.kind != y.kind || x.occurrence != y.occurrence) return false;
+  }
+  return true;
+}
+
+TEST(MutateScheduleHeaderTest, ChangesTheScheduleAloneAndReachesEveryPart) {
+  const std::vector<uint8_t> random_mode = {3, 2, 1, 0, 128 | 2 << 2, 1, 2, 3, 4, 5, 6, 0x33, 0x44};
+  const std::vector<uint8_t> change_points = {1, 3, 0, 2, 2, 0x09, 4, 0x2c, 6, 0, 0, 0x33, 0x44};
+  bool mode_switched = false, odds_changed = false, seed_changed = false;
+  bool occurrence_changed = false, count_changed = false, point_changed = false;
+  for (const auto& original : {random_mode, change_points}) {
+    const Schedule before = DecodeSchedule(original);
+    int different = 0;
+    for (uint64_t seed = 0; seed < 400; ++seed) {
+      std::vector<uint8_t> bytes = original;
+      MutateScheduleHeader(absl::MakeSpan(bytes).first(Schedule::kEncodedSize), seed);
+      // The program after the header is untouched.
+      EXPECT_EQ(bytes[11], 0x33);
+      EXPECT_EQ(bytes[12], 0x44);
+      // Deterministic: the same seed makes the same change.
+      std::vector<uint8_t> again = original;
+      MutateScheduleHeader(absl::MakeSpan(again).first(Schedule::kEncodedSize), seed);
+      EXPECT_EQ(bytes, again);
+      const Schedule after = DecodeSchedule(bytes);
+      if (!SameSchedule(before, after)) ++different;
+      mode_switched |= (before.random_preemption_odds == 0) != (after.random_preemption_odds == 0);
+      if (before.random_preemption_odds != 0 && after.random_preemption_odds != 0) {
+        odds_changed |= before.random_preemption_odds != after.random_preemption_odds;
+        seed_changed |= before.random_seed != after.random_seed;
+      }
+      if (before.random_preemption_odds == 0 && after.random_preemption_odds == 0) {
+        count_changed |= before.change_points.size() != after.change_points.size();
+        if (before.change_points.size() == after.change_points.size()) {
+          for (size_t i = 0; i < after.change_points.size(); ++i) {
+            occurrence_changed |=
+                before.change_points[i].occurrence != after.change_points[i].occurrence;
+            point_changed |= before.change_points[i].kind != after.change_points[i].kind ||
+                             before.change_points[i].thread != after.change_points[i].thread;
+          }
+        }
+      }
+    }
+    // Nearly every step is another interleaving (a few redraw a byte to the
+    // value it had, or a priority no thread of the program has).
+    EXPECT_GT(different, 300);
+  }
+  EXPECT_TRUE(mode_switched);
+  EXPECT_TRUE(odds_changed);
+  EXPECT_TRUE(seed_changed);
+  EXPECT_TRUE(count_changed);
+  EXPECT_TRUE(occurrence_changed);
+  EXPECT_TRUE(point_changed);
+}
+
+TEST(MutateScheduleHeaderTest, AShortInputIsLeftAlone) {
+  std::vector<uint8_t> bytes = {1, 2, 3};
+  MutateScheduleHeader(absl::MakeSpan(bytes), 7);
+  EXPECT_EQ(bytes, (std::vector<uint8_t>{1, 2, 3}));
+}
+
 TEST(DecodeProgramTest, DecodesThreadKindAndArguments) {
   // 3 threads; thread 1 frees slot 5; thread 2 flushes pool 1; thread 0 gcs;
   // thread 2 creates private pool 3 of shape 5; thread 1 forks (code 14,
