@@ -188,32 +188,27 @@ ThreadCache* CacheSet::Bind(uint32_t slots, uint32_t capacity) {
       return nullptr;
     }
     // coverage-exempt-end
+    // The index before the memory: while all kMaxCacheThreads indexes are
+    // taken, the shared level serves this thread, and each of its calls is
+    // refused here without a request to the system. (It keeps the index
+    // even if the memory below is refused; its exit gives it back. Only this
+    // thread changes me.index, so it is still set under the lock below.)
+    SpinLockHolder holder(&cache_registry_lock);
+    me.index = Registry::AllocateIndex();
+    if (me.index == 0) return nullptr;
   }
   void* memory = AllocateFromSystem(ThreadCache::BytesFor(slots), ThreadCache::kAlignment);
   if (memory == nullptr) return nullptr;
   auto* cache = new (memory) ThreadCache{};
   cache->slots = slots;
   cache->capacity = std::min(capacity, slots);
-  new (&cache->links()) ThreadCache::Links{this, nullptr, 0};
-  bool bound = false;
-  {
-    SpinLockHolder holder(&cache_registry_lock);
-    if (me.index == 0) me.index = Registry::AllocateIndex();
-    if (me.index != 0) {
-      cache->links().thread_index = me.index;
-      cache->links().next_of_thread = Registry::thread_caches[me.index];
-      Registry::thread_caches[me.index] = cache;
-      // relaxed: only this thread's windows read it outside the lock.
-      cache->open.store(Registry::ReopenValue(), std::memory_order_relaxed);
-      by_thread_[me.index].store(cache, std::memory_order_relaxed);
-      bound = true;
-    }
-  }
-  if (!bound) {
-    // All kMaxCacheThreads indexes are taken: the shared level serves us.
-    ReleaseToSystem(memory, ThreadCache::BytesFor(slots), ThreadCache::kAlignment);
-    return nullptr;
-  }
+  new (&cache->links()) ThreadCache::Links{this, nullptr, me.index};
+  SpinLockHolder holder(&cache_registry_lock);
+  cache->links().next_of_thread = Registry::thread_caches[me.index];
+  Registry::thread_caches[me.index] = cache;
+  // relaxed: only this thread's windows read it outside the lock.
+  cache->open.store(Registry::ReopenValue(), std::memory_order_relaxed);
+  by_thread_[me.index].store(cache, std::memory_order_relaxed);
   return cache;
 }
 

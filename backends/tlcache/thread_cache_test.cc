@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "pool/failure_injection.h"
 
 namespace poolguard::internal {
 namespace {
@@ -334,6 +335,17 @@ TEST(ThreadCacheTest, BeyondTheLastThreadIndexBindingIsRefused) {
   while (bound.load() + refused.load() < free + 2) std::this_thread::yield();
   EXPECT_EQ(bound.load(), free);
   EXPECT_EQ(refused.load(), 2u);
+  // Refused without asking the system: with every request failing, a bind
+  // past the last index fails none (the other threads here sleep).
+  std::thread([&] {
+    SystemAllocFailures every_request;
+    every_request.every_nth = 1;
+    SetSystemAllocFailures(every_request);
+    const uint64_t failed_before = InjectedSystemAllocFailures();
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(set.Bind(4, 4), nullptr);
+    EXPECT_EQ(InjectedSystemAllocFailures(), failed_before);
+    ClearSystemAllocFailures();
+  }).join();
   release.store(true);
   for (std::thread& thread : threads) thread.join();
 }
