@@ -57,6 +57,12 @@ extern "C" __attribute__((no_sanitize("thread"))) const char* __tsan_default_sup
 // the page tables, then faulting every page the parent writes afterwards)
 // grows with the process's resident memory.
 extern "C" const char* __asan_default_options() { return "quarantine_size_mb=32"; }
+
+// UBSan (in the same builds, --config=asan) prints no stack by default: a
+// report, and the campaign runner's triage, which folds reports by their top
+// frames (tools/triage.py), would have nothing but the message.
+// UBSAN_OPTIONS still overrides.
+extern "C" const char* __ubsan_default_options() { return "print_stacktrace=1"; }
 #endif
 #endif
 
