@@ -173,14 +173,8 @@ size_t MaxObjectsAllocated(const Program& program) {
 }
 
 Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
-  // splitmix64: small, fast, and the same sequence on every platform.
   uint64_t state = seed;
-  auto next = [&state] {
-    uint64_t z = (state += 0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
-    return z ^ (z >> 31);
-  };
+  auto next = [&state] { return SplitMix64(state); };
   Program program;
   program.threads.resize(options.threads);
   for (size_t t = 0; t < options.threads; ++t) {

@@ -28,13 +28,7 @@ Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
 
 void MutateScheduleHeader(absl::Span<uint8_t> header, uint64_t seed) {
   if (header.size() < Schedule::kEncodedSize) return;
-  // splitmix64: a few independent draws from one seed.
-  auto next = [&seed] {
-    uint64_t z = (seed += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-  };
+  auto next = [&seed] { return SplitMix64(seed); };
   constexpr size_t kMode = Program::kMaxThreads;
   constexpr size_t kPoints = kMode + 1;  // two bytes per change point, or the seed
   uint8_t& mode = header[kMode];

@@ -455,11 +455,10 @@ class Scheduler {
   // splitmix64 over the schedule's seed: the same draws in every replay.
   // Only the running thread draws (relaxed: the hand-offs order the draws).
   POOLGUARD_NOT_COVERED uint64_t NextRandom() {
-    uint64_t z = rng_.load(std::memory_order_relaxed) + 0x9e3779b97f4a7c15u;
-    rng_.store(z, std::memory_order_relaxed);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
+    uint64_t state = rng_.load(std::memory_order_relaxed);
+    const uint64_t draw = SplitMix64(state);
+    rng_.store(state, std::memory_order_relaxed);
+    return draw;
   }
 
   // Thread `me` (which runs) lets `next` (or, with kNone, nobody) run.
