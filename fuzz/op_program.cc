@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "pool/splitmix64.h"
 
 namespace poolguard::fuzz {
 
@@ -174,7 +175,7 @@ size_t MaxObjectsAllocated(const Program& program) {
 
 Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
   uint64_t state = seed;
-  auto next = [&state] { return SplitMix64(state); };
+  auto next = [&state] { return internal::SplitMix64(state); };
   Program program;
   program.threads.resize(options.threads);
   for (size_t t = 0; t < options.threads; ++t) {

@@ -127,16 +127,6 @@ std::vector<uint8_t> EncodeProgram(const Program& program);
 // alloc_n (a bound for budgets that scale with a program's work).
 size_t MaxObjectsAllocated(const Program& program);
 
-// splitmix64: the next of a sequence from `state`, small, fast and the same
-// on every platform. The one generator of the fuzz code (random programs,
-// random preemption, schedule mutations), so each replays from its seed.
-inline uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15u);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-  return z ^ (z >> 31);
-}
-
 // A program drawn from a seed, for stress and soak tests: `threads` threads of
 // `ops_per_thread` ops each (any length; the per-thread bound applies only to
 // decoded programs). Thread t draws only the kinds set in kinds_per_thread[t],

@@ -1,5 +1,7 @@
 #include "fuzz/schedule.h"
 
+#include "pool/splitmix64.h"
+
 namespace poolguard::fuzz {
 
 Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
@@ -28,7 +30,7 @@ Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
 
 void MutateScheduleHeader(absl::Span<uint8_t> header, uint64_t seed) {
   if (header.size() < Schedule::kEncodedSize) return;
-  auto next = [&seed] { return SplitMix64(seed); };
+  auto next = [&seed] { return internal::SplitMix64(seed); };
   constexpr size_t kMode = Program::kMaxThreads;
   constexpr size_t kPoints = kMode + 1;  // two bytes per change point, or the seed
   uint8_t& mode = header[kMode];

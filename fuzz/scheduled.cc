@@ -17,6 +17,7 @@
 #include "fuzz/hidden_from_tsan.h"
 #include "fuzz/interpreter.h"
 #include "pool/sched_point.h"
+#include "pool/splitmix64.h"
 
 // The interleaving feedback (see scheduled.h): libFuzzer adds every counter
 // of this section to its features, as it does its own coverage counters.
@@ -456,7 +457,7 @@ class Scheduler {
   // Only the running thread draws (relaxed: the hand-offs order the draws).
   POOLGUARD_NOT_COVERED uint64_t NextRandom() {
     uint64_t state = rng_.load(std::memory_order_relaxed);
-    const uint64_t draw = SplitMix64(state);
+    const uint64_t draw = internal::SplitMix64(state);
     rng_.store(state, std::memory_order_relaxed);
     return draw;
   }

@@ -8,6 +8,7 @@
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
 #include "pool/spinlock.h"
+#include "pool/splitmix64.h"
 
 namespace poolguard {
 namespace {
@@ -91,11 +92,7 @@ bool ShouldInjectFailure(size_t size) {
   ++state.requests;
   if (state.policy.every_nth != 0 && state.requests % state.policy.every_nth == 0) fail = true;
   if (state.policy.probability > 0) {
-    // splitmix64: the same sequence for the same seed on every platform.
-    uint64_t z = (state.rng += 0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
-    z ^= z >> 31;
+    const uint64_t z = SplitMix64(state.rng);
     if (static_cast<double>(z >> 11) * 0x1.0p-53 < state.policy.probability) fail = true;
   }
   if (state.policy.after_bytes != 0 && state.bytes + size > state.policy.after_bytes) {
