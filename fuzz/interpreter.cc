@@ -20,6 +20,7 @@
 #include "absl/types/span.h"
 #include "pool/backend_contract.h"
 #include "pool/failure_injection.h"
+#include "pool/limits.h"
 
 namespace poolguard::fuzz {
 namespace {
@@ -312,10 +313,25 @@ bool World::AllocOne(size_t thread, Pool* pool) {
       state.held_bytes + pool->object_size() > kMaxHeldBytes) {
     return false;
   }
+  const uint64_t injected_before = InjectedSystemAllocFailures();
   void* object = pool->Alloc();
   if (object == nullptr) {
     // A limit, or no memory: both allowed, and counted (PoolStats::failed).
     state.failed_per_pool[PoolIndex(thread, pool)].fetch_add(1, std::memory_order_relaxed);
+    // Without either, a nullptr is a pool that refuses what it could give.
+    // Only where nothing else can explain it: a pool with no max_objects of
+    // its own (which another thread's objects, caches or a concurrent drain
+    // could not make it reach), no process byte limit, and no request
+    // refused by injection during the call (by any thread: so a concurrent
+    // fail_next never makes this report).
+    if (pool->max_objects() == internal::Backend::kMaxObjects && ProcessByteLimit() == 0 &&
+        InjectedSystemAllocFailures() == injected_before) {
+      OracleFailure("refused_alloc",
+                    absl::StrCat("Alloc() on pool '", pool->name(),
+                                 "' returned nullptr with no max_objects, no byte limit and no "
+                                 "injected failure; ",
+                                 Where(thread)));
+    }
     return false;
   }
   Held held{pool, static_cast<unsigned char*>(object), NewStamp(thread)};
@@ -421,9 +437,6 @@ void World::CheckFreeReachable(Pool& pool) {
     taken.push_back(object);
   }
   const PoolStats after = pool.Stats();
-  for (void* object : taken) pool.Free(object);
-  // What this thread's caches now hold goes back, as before the check.
-  ReleaseThreadCaches();
   const size_t nullptrs = before.free - taken.size();
   if (nullptrs != 0 || after.allocated != before.allocated) {
     OracleFailure(
@@ -436,6 +449,23 @@ void World::CheckFreeReachable(Pool& pool) {
                      "given back?); ",
                      Where(0)));
   }
+  // Below its max_objects, with the run's conditions lifted, the pool must
+  // give one more (from the system): a pool that refuses below its limit is
+  // as broken as one that strands its free objects.
+  if (after.allocated < pool.max_objects()) {
+    void* beyond = pool.Alloc();
+    if (beyond == nullptr) {
+      OracleFailure(
+          "refused_alloc",
+          absl::StrCat("pool '", pool.name(), "' after the run, every thread gone: allocated ",
+                       after.allocated, " < max_objects ", pool.max_objects(),
+                       " and no failure injected, but Alloc() returned nullptr; ", Where(0)));
+    }
+    taken.push_back(beyond);
+  }
+  for (void* object : taken) pool.Free(object);
+  // What this thread's caches now hold goes back, as before the check.
+  ReleaseThreadCaches();
 }
 
 uint32_t World::SharedPoolsOf(size_t thread, const Op& op) const {

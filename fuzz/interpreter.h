@@ -19,6 +19,10 @@
 //     caches count as used, pool/backend_contract.h: used >= that, and equal
 //     once every thread's cache went back);
 //   - allocated <= max_objects also at any instant (stats op);
+//   - refused_alloc: Alloc() returns nullptr only for a reason: on a pool
+//     with no max_objects, a nullptr with no byte limit and no failure
+//     injected during the call is a failure; and at the run's end, every
+//     thread gone, a pool below its max_objects must give one more object;
 //   - fork (the first fork op of a run): a child that hangs (fork_hang) or
 //     crashes, or whose inherited pools break the same invariants
 //     (fork_crash, with what broke);
