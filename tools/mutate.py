@@ -26,7 +26,8 @@ replaced by `#if defined(POOLGUARD_GENERATED_MUTANT) mutated #else original
 #endif`, with --//pool:mutant=generated (which reaches only the fuzz build
 variants, so no production build can contain one; the real tree never sees
 it). Then its backend's scheduled target runs under ASan and its
-free-running target under TSan, --seeds seeds of --budget_s each, from the
+free-running target under TSan (for code backends share: each backend's
+that includes it, in turn), --seeds seeds of --budget_s each, from the
 checked-in corpora, until one of them fails. A mutant is killed (which
 oracle, after how many seconds), survived, timeout (a run that had to be
 stopped without a report), did_not_build (left out of the score), or
@@ -242,24 +243,26 @@ def generate(root, files):
     return mutants
 
 
-def backend_of(rel, backends):
-    """The backend whose fuzz targets test a file: its own folder, or for
-    code backends share, the first backend (in variants.bzl order) that
-    includes it."""
+def backends_of(rel, backends):
+    """The backends whose fuzz targets test a file: its own folder's, or for
+    code backends share, every backend (in variants.bzl order) that includes
+    it: each uses the shared code its own way (tlcache moves batches through
+    the shared list, lockless single objects), so a mutant of it is killed
+    when the fuzzers of any of them kill it."""
     parts = Path(rel).parts
     if len(parts) > 1 and parts[1] in backends:
-        return parts[1]
+        return [parts[1]]
     header = Path(rel).with_suffix(".h").name
-    for backend in backends:
-        folder = project.ROOT / "backends" / backend
-        if any(header in p.read_text() for p in folder.glob("*.[ch]*")):
-            return backend
-    return backends[0]
+    users = [backend for backend in backends
+             if any(header in p.read_text()
+                    for p in (project.ROOT / "backends" / backend).glob("*.[ch]*"))]
+    return users or backends[:1]
 
 
-def source_hash(root, mutant, backend, budget_s, seeds):
+def source_hash(root, mutant, backends, budget_s, seeds):
     digest = hashlib.sha256(f"{mutant.id}|{budget_s}|{seeds}|{mutant.diff()}".encode())
-    for folder in ("pool", "fuzz", "backends/common", f"backends/{backend}"):
+    digest.update(",".join(backends).encode())
+    for folder in ["pool", "fuzz", "backends/common"] + [f"backends/{b}" for b in backends]:
         for path in sorted((root / folder).glob("*")):
             if path.is_file() and path.suffix in (".cc", ".h", ".bzl", ""):
                 digest.update(path.read_bytes())
@@ -322,44 +325,65 @@ class Runner:
         return tree
 
     def run(self, mutant, job_tree):
-        backend = backend_of(mutant.file, self.backends)
-        result = {"backend": backend}
-        apply(job_tree, mutant, self.root)
-        try:
-            binaries = []
-            for fuzzer in ("scheduled_fuzzer", "free_running_fuzzer"):
-                target = project.in_tree_target(fuzzer, backend)
-                config = self.fuzzers[fuzzer]["config"]
-                try:
-                    toolbox.bazel_build(job_tree, toolbox.build_flags(config, "generated"),
-                                        [target.bin_label()])
-                except toolbox.UserError:
-                    result.update(status="did_not_build", oracle=None, seconds=None)
-                    return result
-                binary = self.out / "bin" / f"{mutant.id}-{fuzzer}"
-                binary.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(target.bin_path(job_tree), binary)
-                binaries.append((fuzzer, binary))
-        finally:
-            restore(job_tree, mutant, self.root)
+        backends = backends_of(mutant.file, self.backends)
+        result = {"backends": backends}
+        elapsed = 0.0
+        timed_out = False
+        for backend in backends:
+            outcome = self.run_backend(mutant, job_tree, backend)
+            if outcome["status"] in ("killed", "did_not_build"):
+                if outcome["seconds"] is not None:
+                    outcome["seconds"] = round(elapsed + outcome["seconds"], 2)
+                result.update(outcome, backend=backend)
+                return result
+            elapsed += outcome["seconds"]
+            timed_out |= outcome["status"] == "timeout"
+        result.update(status="timeout" if timed_out else "survived", oracle=None,
+                      seconds=round(elapsed, 2), backend=None)
+        return result
+
+    def run_backend(self, mutant, job_tree, backend):
+        """Fuzzes the mutant in one backend's two targets, each built only
+        when its turn comes: most mutants die in the first, so the second
+        build (the costlier part of a quick kill) is often never needed."""
+        binaries = {}
+
+        def build(fuzzer):
+            target = project.in_tree_target(fuzzer, backend)
+            apply(job_tree, mutant, self.root)
+            try:
+                toolbox.bazel_build(job_tree, toolbox.build_flags(self.fuzzers[fuzzer]["config"],
+                                                                  "generated"),
+                                    [target.bin_label()])
+            except toolbox.UserError:
+                return None
+            finally:
+                restore(job_tree, mutant, self.root)
+            binary = self.out / "bin" / f"{mutant.id}-{backend}-{fuzzer}"
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(target.bin_path(job_tree), binary)
+            return binary
+
         timed_out = False
         elapsed = 0.0
         for seed in range(1, self.args.seeds + 1):
-            for fuzzer, binary in binaries:
+            for fuzzer in ("scheduled_fuzzer", "free_running_fuzzer"):
+                if fuzzer not in binaries:
+                    binaries[fuzzer] = build(fuzzer)
+                    if binaries[fuzzer] is None:
+                        return {"status": "did_not_build", "oracle": None, "seconds": None}
                 corpus = self.root / "fuzz/corpus" / self.fuzzers[fuzzer]["corpus"]
-                workdir = self.out / "runs" / mutant.id / f"{fuzzer}-seed{seed}"
+                workdir = self.out / "runs" / mutant.id / f"{backend}-{fuzzer}-seed{seed}"
                 killed, oracle, seconds, t = fuzz_run(
-                    binary, corpus, self.root / "fuzz/pool_fuzzer.dict", seed,
+                    binaries[fuzzer], corpus, self.root / "fuzz/pool_fuzzer.dict", seed,
                     self.args.budget_s, workdir)
                 elapsed += seconds
                 timed_out |= t
                 if killed:
-                    result.update(status="killed", oracle=f"{fuzzer}:{oracle}",
-                                  seconds=round(elapsed, 2))
-                    return result
-        result.update(status="timeout" if timed_out else "survived", oracle=None,
-                      seconds=round(elapsed, 2))
-        return result
+                    return {"status": "killed", "oracle": f"{fuzzer}:{oracle}",
+                            "seconds": round(elapsed, 2)}
+        return {"status": "timeout" if timed_out else "survived", "oracle": None,
+                "seconds": round(elapsed, 2)}
 
     def progress(self, mutant, result):
         with self.lock:
@@ -492,9 +516,9 @@ def main():
     runner = Runner(args, root, out, backends)
     rows, todo = [], []
     for m in mutants:
-        backend = backend_of(m.file, backends)
+        tested_by = backends_of(m.file, backends)
         row = {"id": m.id, "file": m.file, "line": m.line, "operator": m.operator,
-               "backend": backend,
+               "backends": tested_by,
                "reproduce": f"bazel run //tools:mutate -- --only={m.id} --out=DIR "
                             f"--budget_s={args.budget_s} --seeds={args.seeds}"}
         if m.id in equivalent:
@@ -503,7 +527,7 @@ def main():
             row.update(status="unreachable", oracle=None, seconds=None,
                        reason="coverage-exempt: no fuzz run can reach it by design")
         else:
-            row["hash"] = source_hash(root, m, backend, args.budget_s, args.seeds)
+            row["hash"] = source_hash(root, m, tested_by, args.budget_s, args.seeds)
             cached = CACHE / f"{m.id}-{row['hash']}.json"
             if cached.exists():
                 row.update(json.loads(cached.read_text()))
