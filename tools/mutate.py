@@ -3,6 +3,7 @@
 
   bazel run //tools:mutate -- --out=DIR [--files=GLOB] [--operators=LIST]
       [--budget_s=S] [--seeds=N] [--jobs=N] [--sample=K] [--only=ID,...] [--list]
+      [--cached_only]
 
 Generates, from every C++ file under backends/ (tests aside), one mutant per
 site and operator, deterministically, each with a stable id (the file, the
@@ -69,7 +70,7 @@ CACHE = Path(os.path.expanduser("~/.cache/poolguard/mutate"))
 EQUIVALENT = Path("fuzz/mutants/equivalent.txt")
 OPERATORS = ["delete_statement", "negate_condition", "flip_comparison", "off_by_one",
              "swap_statements", "weaken_order", "remove_barrier"]
-SCORED_OUT = {"did_not_build", "equivalent", "unreachable"}
+SCORED_OUT = {"did_not_build", "equivalent", "unreachable", "not_run"}
 
 # What writes shared memory, locks or gives memory back (delete_statement,
 # swap_statements), and what merely reads it (swap_statements).
@@ -421,7 +422,8 @@ def report(out, rows, mutants_by_id, args):
     def line_of(group):
         killed, total = score(group)
         counts = {s: sum(r["status"] == s for r in group) for s in
-                  ("killed", "survived", "timeout", "did_not_build", "equivalent", "unreachable")}
+                  ("killed", "survived", "timeout", "did_not_build", "equivalent", "unreachable",
+                   "not_run")}
         pct = f"{100.0 * killed / total:.1f}%" if total else "-"
         return pct, killed, total, counts
 
@@ -433,7 +435,9 @@ def report(out, rows, mutants_by_id, args):
     md += [f"**Score: {pct}** ({killed} killed of {total}; left out: "
            f"{counts['did_not_build']} did not build, {counts['equivalent']} equivalent, "
            f"{counts['unreachable']} unreachable by design; {counts['timeout']} timeouts count "
-           "as not killed).", ""]
+           "as not killed)."
+           + (f" **Partial: {counts['not_run']} mutants not run yet** (`--cached_only`)."
+              if counts["not_run"] else ""), ""]
     for title, key in (("operator", "operator"), ("file", "file")):
         md += [f"## Per {title}", "", f"| {title} | score | killed | survived | timeout | "
                "did not build | equivalent | unreachable |", "|---|---|---|---|---|---|---|---|"]
@@ -476,6 +480,9 @@ def main():
     parser.add_argument("--sample", type=int, help="a deterministic sample of this many mutants")
     parser.add_argument("--only", help="comma-separated mutant ids")
     parser.add_argument("--list", action="store_true", help="print the mutants and stop")
+    parser.add_argument("--cached_only", action="store_true",
+                        help="run nothing: report what the result cache knows (after an "
+                             "interrupted run); the rest count as not_run, out of the score")
     args = parser.parse_args()
     if args.budget_s < 1 or args.seeds < 1 or args.jobs < 1 or (args.sample or 1) < 1:
         raise toolbox.UserError("--budget_s, --seeds, --jobs and --sample must be positive")
@@ -532,6 +539,8 @@ def main():
             if cached.exists():
                 row.update(json.loads(cached.read_text()))
                 row["cached"] = True
+            elif args.cached_only:
+                row.update(status="not_run", oracle=None, seconds=None)
             else:
                 todo.append((m, row, cached))
         rows.append(row)
