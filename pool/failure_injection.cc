@@ -112,6 +112,10 @@ int InjectedSystemCallError(SystemCall call) {
   return nth >= failure.from_call.load(std::memory_order_relaxed) ? error : 0;
 }
 
+bool SystemCallFailureSet(SystemCall call) {
+  return g_call_failures[static_cast<int>(call)].error.load(std::memory_order_relaxed) != 0;
+}
+
 void LockInjectionForFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_injection_lock.Lock(); }
 void UnlockInjectionAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS { g_injection_lock.Unlock(); }
 

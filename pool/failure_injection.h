@@ -60,6 +60,10 @@ bool ShouldInjectFailure(size_t size);
 // A backend's question before each call of `call`: 0, or the errno value to
 // fail it with. Counts the call. One relaxed load when no failure is set.
 int InjectedSystemCallError(SystemCall call);
+// Whether a failure of `call` is set (SetSystemCallFailure() with an error
+// other than 0), whether or not its first failing call has come. Counts
+// nothing.
+bool SystemCallFailureSet(SystemCall call);
 // fork(): the injection lock held across it (pool/registry.cc).
 void LockInjectionForFork();
 void UnlockInjectionAfterFork();

@@ -2,8 +2,9 @@
 // seccomp filter installed later or ENOMEM would cause it): the drain that
 // meets the failure switches every open cache of every pool to fenced
 // windows through the fallback barrier, and from then on owners and drainers
-// racing still lose and duplicate nothing. A test binary of its own: the
-// switch is for the life of the process.
+// racing still lose and duplicate nothing; once the injected failure is
+// turned off, the process goes back to membarrier() and unfenced windows,
+// still racing. A test binary of its own: the mode is the process's.
 
 #include <atomic>
 #include <cerrno>
@@ -113,6 +114,18 @@ TEST(FenceSwitchTest, AFailingMembarrierFencesEveryCacheAndOwnersAndDrainersStay
     drained.Drain();
     other.Drain();
   }
+  // The injection ends: the next drain chooses again, finds membarrier()
+  // working, and the caches it reopens are unfenced; owners still racing.
+  SetSystemCallFailure(SystemCall::kMembarrier, 0);
+  drained.Drain();
+  EXPECT_FALSE(OwnersMustFence());
+  for (int i = 0; i < 200; ++i) {
+    drained.Drain();
+    other.Drain();
+  }
+  for (ThreadCache* cache : others) {
+    EXPECT_EQ(cache->open.load(std::memory_order_relaxed), kCacheOpen);
+  }
   stop.store(true);
   for (std::thread& owner : owners) owner.join();
   std::multiset<void*> all;
@@ -124,7 +137,6 @@ TEST(FenceSwitchTest, AFailingMembarrierFencesEveryCacheAndOwnersAndDrainersStay
   std::set<void*> distinct(all.begin(), all.end());
   EXPECT_EQ(distinct.size(), all.size()) << "an object was taken twice";
   EXPECT_EQ(all.size(), size_t{kOwners * kPerOwner});
-  SetSystemCallFailure(SystemCall::kMembarrier, 0);
 }
 
 }  // namespace

@@ -33,9 +33,22 @@ ABSL_CONST_INIT std::atomic<uint64_t> g_fallback_barriers{0};
 // message.
 ABSL_CONST_INIT std::atomic<int> g_last_error{0};
 
-// membarrier(cmd), or the injected failure; returns 0 or an errno value.
-int Membarrier(int cmd) {
-  if (const int injected = InjectedSystemCallError(SystemCall::kMembarrier)) return injected;
+// Set with kFencedMode when the failure that caused the switch was injected
+// (SetSystemCallFailure()), not the kernel's: once the injection is off, the
+// next Mode() tries membarrier() again (LeaveInjectedFencedMode()), so that a
+// test or a fuzz run can make membarrier() fail without fencing every run
+// after it. A real failure is for good. relaxed: written and read with
+// g_mode, under the same serialization.
+ABSL_CONST_INIT std::atomic<bool> g_fenced_by_injection{false};
+
+// membarrier(cmd), or the injected failure; returns 0 or an errno value, and
+// says in *injected which of the two failed.
+int Membarrier(int cmd, bool* injected) {
+  *injected = false;
+  if (const int error = InjectedSystemCallError(SystemCall::kMembarrier)) {
+    *injected = true;
+    return error;
+  }
   // (A real failure cannot be caused on demand; the injected one stands in.)
   return syscall(__NR_membarrier, cmd, 0, 0) == 0 ? 0 : errno;  // coverage-exempt: see above
 }
@@ -45,17 +58,40 @@ int ChooseMode() {
   // coverage-exempt-begin: what the kernel offers is fixed per machine; the
   // injected failure of the registration (POOLGUARD_FAIL_MEMBARRIER=1) takes
   // the fenced branch.
-  if (commands >= 0 && (commands & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
-      Membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0) {
-    return kMembarrierMode;
+  if (commands >= 0 && (commands & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) {
+    bool injected = false;
+    if (Membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, &injected) == 0) {
+      return kMembarrierMode;
+    }
+    g_fenced_by_injection.store(injected, std::memory_order_relaxed);
   }
   // coverage-exempt-end
   return kFencedMode;
 }
 
+// The process is fenced because of an injected failure: unless that
+// injection is still set, chooses again (registering again is harmless, and
+// the registration may be the call that failed). Going back to
+// kMembarrierMode is safe at any time: every drain from then on runs
+// membarrier(), which covers every window, fenced or not, as when the
+// process started in that mode; caches marked fenced just keep fencing
+// until they are reopened. Callers hold the cache registry lock, as for the
+// switch to fenced mode.
+int LeaveInjectedFencedMode() {
+  if (SystemCallFailureSet(SystemCall::kMembarrier)) return kFencedMode;
+  g_fenced_by_injection.store(false, std::memory_order_relaxed);
+  const int mode = ChooseMode();
+  g_mode.store(mode, std::memory_order_relaxed);
+  return mode;
+}
+
 int Mode() {
   const int mode = g_mode.load(std::memory_order_relaxed);
-  if (ABSL_PREDICT_TRUE(mode != kUnchosen)) return mode;
+  if (ABSL_PREDICT_TRUE(mode == kMembarrierMode)) return mode;
+  if (mode == kFencedMode) {
+    if (ABSL_PREDICT_TRUE(!g_fenced_by_injection.load(std::memory_order_relaxed))) return mode;
+    return LeaveInjectedFencedMode();
+  }
   // Two first callers may both query; both get the same answer, and
   // registering twice is harmless. Whoever loses the exchange, and whoever
   // a failing barrier switched to kFencedMode in between, reads the winner's
@@ -103,18 +139,20 @@ HeavyBarrierResult HeavyBarrier() {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (Mode() == kFencedMode) return HeavyBarrierResult::kDone;
   POOLGUARD_SCHED_POINT(kFence);
-  const int error = Membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+  bool injected = false;
+  const int error = Membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED, &injected);
   if (ABSL_PREDICT_TRUE(error == 0)) return HeavyBarrierResult::kDone;
   // From now on every window must be fenced: new caches open fenced, the
   // caller marks the open ones, and the windows already open without a fence
   // are covered by FallbackBarrier(), as membarrier() would have covered
   // them.
   g_last_error.store(error, std::memory_order_relaxed);
+  g_fenced_by_injection.store(injected, std::memory_order_relaxed);
   g_mode.store(kFencedMode, std::memory_order_relaxed);
   std::fprintf(stderr,
-               "poolguard: tlcache: membarrier() failed (%s); thread caches fence every access "
+               "poolguard: tlcache: membarrier() failed (%s%s); thread caches fence every access "
                "from now on (slower, still correct)\n",
-               std::strerror(error));
+               std::strerror(error), injected ? ", injected" : "");
   return HeavyBarrierResult::kNeedsFallback;
 }
 

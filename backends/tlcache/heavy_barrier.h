@@ -21,7 +21,10 @@
 //      later, or a failure injected with SetSystemCallFailure()), the process
 //      switches to
 //      fenced windows for good: owners then run a full fence in every window
-//      (OwnersMustFence()), and later drains need a plain fence only. The
+//      (OwnersMustFence()), and later drains need a plain fence only. (An
+//      injected failure lasts as long as the injection: once it is turned
+//      off, the next drain or bind tries membarrier() again, and a process
+//      whose membarrier() works goes back to unfenced windows.) The
 //      windows that were opened without a fence before the switch are still
 //      covered by this one barrier, made with the fallback: mprotect() on a
 //      page this process has written, which the kernel can complete only
@@ -57,9 +60,11 @@ enum class HeavyBarrierResult {
 
 // Registers for expedited membarrier() on first use; afterwards, whether
 // owners must fence their windows: true when membarrier() is unavailable or
-// has failed once. relaxed: the mode only ever goes from unfenced to fenced,
-// under the cache registry lock, and owners learn of it through the caches
-// that lock reopens (thread_cache.h).
+// has failed once (an injected failure: while it is set). relaxed: the mode
+// changes only under the cache registry lock, and owners learn of it through
+// the caches that lock opens and reopens (thread_cache.h); going back to
+// unfenced windows needs no ordering, as every drain after it runs
+// membarrier().
 bool OwnersMustFence();
 
 // The drainer's barrier, after its stores of open = 0 and before its loads

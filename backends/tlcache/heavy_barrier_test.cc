@@ -1,7 +1,8 @@
 // The heavy barrier on its own: membarrier() where the kernel has it; a
 // failure (injected, as a seccomp filter or ENOMEM would cause it) switches
-// to fenced mode once, through the fallback barrier, and never back; and a
-// fallback that fails too aborts, naming both errors.
+// to fenced mode once, through the fallback barrier, for as long as the
+// injection is set; and a fallback that fails too aborts, naming both
+// errors.
 
 #include "backends/tlcache/heavy_barrier.h"
 
@@ -13,7 +14,7 @@
 namespace poolguard::internal {
 namespace {
 
-TEST(HeavyBarrierTest, MembarrierFailureSwitchesToFencesOnceThroughTheFallback) {
+TEST(HeavyBarrierTest, MembarrierFailureSwitchesToFencesThroughTheFallbackWhileInjected) {
   // This machine's kernel has expedited membarrier() (Linux >= 4.14); where
   // it does not, the process is fenced from the start and the switch below
   // never happens.
@@ -30,9 +31,23 @@ TEST(HeavyBarrierTest, MembarrierFailureSwitchesToFencesOnceThroughTheFallback) 
   // Fenced from now on: a fence is all a drainer needs, whatever membarrier()
   // would say.
   EXPECT_EQ(HeavyBarrier(), HeavyBarrierResult::kDone);
-  SetSystemCallFailure(SystemCall::kMembarrier, 0);
-  EXPECT_EQ(HeavyBarrier(), HeavyBarrierResult::kDone);
   EXPECT_TRUE(OwnersMustFence());
+  EXPECT_EQ(HeavyBarrier(), HeavyBarrierResult::kDone);
+  // The injection ends, and with it the fenced mode it caused: membarrier()
+  // works here, so windows are unfenced again (where the kernel has no
+  // membarrier(), the process stays fenced).
+  SetSystemCallFailure(SystemCall::kMembarrier, 0);
+  EXPECT_EQ(OwnersMustFence(), fenced_from_start);
+  EXPECT_EQ(HeavyBarrier(), HeavyBarrierResult::kDone);
+  EXPECT_EQ(FallbackBarriersForTesting(), fallbacks + (fenced_from_start ? 0 : 1));
+  // And a second injected failure switches again, through the fallback.
+  SetSystemCallFailure(SystemCall::kMembarrier, ENOSYS);
+  if (!fenced_from_start) {
+    EXPECT_EQ(HeavyBarrier(), HeavyBarrierResult::kNeedsFallback);
+    FallbackBarrier();
+    EXPECT_TRUE(OwnersMustFence());
+  }
+  SetSystemCallFailure(SystemCall::kMembarrier, 0);
 }
 
 // (gtest runs death tests first, before the test above switches the mode.)
