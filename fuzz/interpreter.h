@@ -220,6 +220,8 @@ class World {
   std::array<std::atomic<size_t>, kSharedPools> in_mailboxes_{};
   // Set by the run's first fork op (only the first forks).
   std::atomic<bool> forked_{false};
+  // A fail_membarrier op ran: FinishRun() turns the failure off again.
+  std::atomic<bool> failed_membarrier_{false};
   bool finished_ = false;
 };
 

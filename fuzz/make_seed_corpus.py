@@ -81,6 +81,11 @@ def free_n(thread, n):
     return op(thread, "free_n", BULK[n])
 
 
+def fail_membarrier(thread):
+    # Code 8 with an arg of 7 mod 8 (fuzz/op_program.cc, kFailMembarrierArg).
+    return op(thread, "fail_next", 7)
+
+
 def exit_thread(thread, phase, ops_in_destructor=0):
     # arg % 3: 0 return, 1 thread_local destructor, 2 key destructor; (arg / 3) % 4: ops.
     return op(thread, "exit", {"return": 0, "thread_local": 1, "key": 2}[phase] +
@@ -263,6 +268,15 @@ SEEDS = {
     "stats_dump_release": program(2, [alloc_n(0, SMALL, 64), op(1, "stats", SMALL),
                                       op(1, "dump", 1), op(0, "release"), free_n(0, 64),
                                       op(1, "dump", 0), op(0, "release"), op(1, "stats", TINY)]),
+    # membarrier() fails while both threads hold caches: the flush's drain
+    # switches every open cache to fenced windows through the fallback
+    # barrier, and the threads go on using them, across the mailboxes too.
+    "membarrier_fails_mid_run": program(2, [alloc_n(0, SMALL, 64), alloc_n(1, SMALL, 64),
+                                            free_n(0, 33), free_n(1, 33), fail_membarrier(0),
+                                            op(0, "flush", SMALL), give(1, 0, 0),
+                                            op(0, "take", 0), alloc_n(1, SMALL, 16),
+                                            free_n(0, 16), op(1, "gc"), free_n(1, 64),
+                                            free_n(0, 64), op(0, "flush", SMALL)]),
 }
 
 # Schedules: plain priorities; one change point; two. A change point is
@@ -349,6 +363,7 @@ def main():
             "dump_json": op(0, "dump", 1),
             "release": op(0, "release"),
             "recycle_small": op(0, "recycle", SMALL),
+            "fail_membarrier": fail_membarrier(0),
         }
         for name, o in wholes.items():
             data = encode_op(*o)

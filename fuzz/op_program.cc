@@ -47,6 +47,8 @@ std::string_view OpKindName(OpKind kind) {
       return "fork";
     case OpKind::kDumpPools:
       return "dump_pools";
+    case OpKind::kFailMembarrier:
+      return "fail_membarrier";
     case OpKind::kNumKinds:
       break;
   }
@@ -73,9 +75,16 @@ constexpr OpKind kProcessWideKinds[8] = {
     OpKind::kDumpPools, OpKind::kReleaseCaches, OpKind::kReleaseCaches, OpKind::kRecyclePool};
 constexpr uint8_t kProcessWideChoices = 8;
 constexpr uint8_t kForkArg = 255;
+// Code 8 is fail_next_system_alloc, whose arg means nothing, but one arg in 8
+// makes it fail_membarrier: a run in which membarrier() fails is rare (each
+// switches the process to fenced windows until the run ends), and old inputs
+// keep their meaning unless their fail_next arg happened to be 7 mod 8.
+constexpr uint8_t kFailCode = 8;
+constexpr uint8_t kFailMembarrierArg = 7;
 
 uint8_t CodeOf(OpKind kind) {
   if (IsProcessWideKind(kind)) return kProcessWideCode;
+  if (kind == OpKind::kFailMembarrier) return kFailCode;
   for (uint8_t code = 0; code < 16; ++code) {
     if (kKindOfCode[code] == kind) return code;
   }
@@ -130,6 +139,8 @@ Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed) {
       op = arg == kForkArg ? Op{OpKind::kFork, 0}
                            : Op{kProcessWideKinds[arg % kProcessWideChoices],
                                 static_cast<uint8_t>(arg / kProcessWideChoices)};
+    } else if (code == kFailCode && arg % 8 == kFailMembarrierArg) {
+      op = Op{OpKind::kFailMembarrier, 0};
     }
     std::vector<Op>& thread = program.threads[(head >> 4) % threads];
     if (thread.size() >= Program::kMaxOpsPerThread) continue;
@@ -154,6 +165,8 @@ std::vector<uint8_t> EncodeProgram(const Program& program) {
       } else if (code == kProcessWideCode) {
         // 31 * 8 + 7 would be the fork's 255: args of 30 and below only.
         arg = static_cast<uint8_t>((op.arg % 31) * kProcessWideChoices + ProcessWideIndex(op.kind));
+      } else if (op.kind == OpKind::kFailMembarrier) {
+        arg = kFailMembarrierArg;
       }
       bytes.push_back(arg);
     }
@@ -193,7 +206,9 @@ Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
       // Process-wide ops carry up to 30 (the format's limit; fork none), so
       // that every generated program encodes.
       uint8_t arg = static_cast<uint8_t>(r >> 32);
-      if (kind == OpKind::kFork) arg = 0;
+      if (kind == OpKind::kFork || kind == OpKind::kFailMembarrier) arg = 0;
+      // (An arg of 7 mod 8 would encode fail_membarrier.)
+      if (kind == OpKind::kFailNextSystemAlloc && arg % 8 == kFailMembarrierArg) --arg;
       if (IsProcessWideKind(kind) && kind != OpKind::kFork) arg %= 31;
       program.threads[t].push_back(Op{kind, arg});
     }

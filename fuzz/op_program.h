@@ -27,7 +27,8 @@
 //                  call: fork if arg is 255, else chosen by arg % 8 (0-2
 //                  stats, 3-4 dump_pools, 5-6 release_caches, 7
 //                  recycle_pool; that op's arg is arg / 8); 15 alloc again (the commonest op gets
-//                  two codes).
+//                  two codes). Code 8 with arg % 8 == 7 is fail_membarrier
+//                  (other args: fail_next_system_alloc, as in version 1).
 // Several fields can share the arg byte (create_pool: slot and shape;
 // give: held object and mailbox; alloc_n: pool and count), so no op needs a
 // third byte. The expensive ops (fork, and long bulk ops) are a small share
@@ -72,6 +73,8 @@ enum class OpKind : uint8_t {
   kRecyclePool,          // destroy shared pool `arg` and create it again, if no thread
                          // holds or is using any of its objects (others may be mid-call
                          // on other pools, binding caches, exiting or forking)
+  kFailMembarrier,       // membarrier() fails from its next call until the run ends (tlcache's
+                         // drains then switch the process to fenced windows, and back after)
   kNumKinds,
 };
 
@@ -119,8 +122,9 @@ struct Program {
 Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed = nullptr);
 
 // The inverse, for seed corpora and tests: DecodeProgram(EncodeProgram(p))
-// is p for every p whose process-wide ops have args below 31 and whose
-// forks have 0 (RandomProgram's do).
+// is p for every p whose process-wide ops have args below 31, whose forks
+// and fail_membarrier ops have 0, and whose fail_next_system_alloc ops have
+// no arg of 7 mod 8 (RandomProgram's do).
 std::vector<uint8_t> EncodeProgram(const Program& program);
 
 // The most objects `program` may allocate: one per alloc op, BulkCount() per

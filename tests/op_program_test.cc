@@ -167,6 +167,21 @@ TEST(DecodeProgramTest, VersionOneInputsKeepTheirKinds) {
   }
 }
 
+TEST(DecodeProgramTest, CodeEightWithAnArgOfSevenModEightFailsMembarrier) {
+  // Thread 0: fail_next with arg 7, 15 and 255 (all 7 mod 8), then 6 and 8.
+  const std::vector<uint8_t> bytes = {0, 0x08, 7, 0x08, 15, 0x08, 255, 0x08, 6, 0x08, 8};
+  const Program program = DecodeProgram(bytes);
+  ASSERT_EQ(program.threads[0].size(), 5u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(program.threads[0][i].kind, OpKind::kFailMembarrier);
+    EXPECT_EQ(program.threads[0][i].arg, 0);
+  }
+  EXPECT_EQ(program.threads[0][3].kind, OpKind::kFailNextSystemAlloc);
+  EXPECT_EQ(program.threads[0][4].kind, OpKind::kFailNextSystemAlloc);
+  EXPECT_EQ(DecodeProgram(EncodeProgram(program)).threads[0].size(), 5u);
+  EXPECT_EQ(DecodeProgram(EncodeProgram(program)).threads[0][0].kind, OpKind::kFailMembarrier);
+}
+
 TEST(DecodeProgramTest, AnOddByteAtTheEndIsIgnored) {
   const std::vector<uint8_t> bytes = {0, 0x0b, 2, 0x01};
   size_t consumed = 0;
