@@ -133,6 +133,8 @@ int MprotectBarrier() {
 
 bool OwnersMustFence() { return Mode() == kFencedMode; }
 
+bool InFencedMode() { return g_mode.load(std::memory_order_relaxed) == kFencedMode; }
+
 HeavyBarrierResult HeavyBarrier() {
   // seq_cst: the drainer's own side of the Dekker pattern; in fenced mode it
   // pairs with the owners' fences and is all that is needed.

@@ -67,6 +67,10 @@ enum class HeavyBarrierResult {
 // membarrier().
 bool OwnersMustFence();
 
+// The mode as it stands, for assertions: true when the process is in fenced
+// mode. Unlike OwnersMustFence(), chooses nothing and never switches back.
+bool InFencedMode();
+
 // The drainer's barrier, after its stores of open = 0 and before its loads
 // of busy. Runs a seq_cst fence first (the drainer's side in fenced mode,
 // and what orders its own stores before the system call). Callers serialize
