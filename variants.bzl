@@ -209,4 +209,8 @@ POOLGUARD_COPTS = [
     "-Wno-unused-parameter",
     "-Wthread-safety",
     "-Werror=thread-safety",
+    # What the compiler can prove is out of bounds (a memcpy past its
+    # destination, an index past an array) is a bug, never a style matter.
+    "-Werror=fortify-source",
+    "-Werror=array-bounds",
 ]

@@ -267,8 +267,9 @@ def source_hash(root, mutant, backends, budget_s, seeds):
         for path in sorted((root / folder).glob("*")):
             if path.is_file() and path.suffix in (".cc", ".h", ".bzl", ""):
                 digest.update(path.read_bytes())
-    digest.update((root / "variants.bzl").read_bytes())
-    digest.update((root / "defs.bzl").read_bytes())
+    # The build: the variants, the macros, and the configurations' flags.
+    for name in ("variants.bzl", "defs.bzl", ".bazelrc"):
+        digest.update((root / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
