@@ -323,11 +323,6 @@ SCHEDULES = [
     # 1/32, each with its own seed in the six bytes that follow.
     bytes([3, 2, 1, 0, 128 | 2 << 2]) + bytes([0x5e, 0xed, 0x00, 0x00, 0x00, 0x01]),
     bytes([1, 3, 0, 2, 128 | 4 << 2]) + bytes([0x5e, 0xed, 0x00, 0x00, 0x00, 0x02]),
-    # Two-phase random preemption (mode bit 0): a four-byte seed, reseeded at
-    # step 16 * (byte + 1) from the last byte; the schedule mutations then
-    # try new second phases of an interleaving the feedback kept.
-    bytes([3, 2, 1, 0, 128 | 2 << 2 | 1]) + bytes([0x5e, 0xed, 0x00, 0x03, 7, 0x01]),
-    bytes([1, 3, 0, 2, 128 | 3 << 2 | 1]) + bytes([0x5e, 0xed, 0x00, 0x04, 31, 0x02]),
 ]
 
 

@@ -4,14 +4,6 @@
 
 namespace poolguard::fuzz {
 
-namespace {
-// Random preemption's mode-byte bit for two phases, and the seed bytes (after
-// the mode byte) that then hold the second phase's start and seed.
-constexpr uint8_t kTwoPhases = 0x01;
-constexpr size_t kPivotByte = 4;
-constexpr size_t kSuffixByte = 5;
-}  // namespace
-
 Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
   auto byte = [&](size_t i) -> uint8_t { return i < bytes.size() ? bytes[i] : 0; };
   Schedule schedule;
@@ -20,15 +12,8 @@ Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
   const uint8_t mode = byte(pos++);
   if (mode >= 128) {
     schedule.random_preemption_odds = 2u << ((mode >> 2) % 8);
-    const bool two_phases = (mode & kTwoPhases) != 0;
-    for (size_t i = 0; i < (two_phases ? 4 : Schedule::kMaxChangePoints * 2); ++i) {
+    for (size_t i = 0; i < Schedule::kMaxChangePoints * 2; ++i) {
       schedule.random_seed = schedule.random_seed << 8 | byte(pos + i);
-    }
-    if (two_phases) {
-      schedule.reseed_step = 16 * (uint32_t{byte(pos + kPivotByte)} + 1);
-      // Any function of the byte that no first phase shares will do: the
-      // generator mixes its state at every draw.
-      schedule.reseed_seed = schedule.random_seed ^ (uint64_t{byte(pos + kSuffixByte)} + 1) << 40;
     }
     return schedule;
   }
@@ -55,21 +40,11 @@ void MutateScheduleHeader(absl::Span<uint8_t> header, uint64_t seed) {
   } else if (what == 1) {  // one priority
     header[next() % Program::kMaxThreads] = static_cast<uint8_t>(next());
   } else if (mode >= 128) {
-    const bool two_phases = (mode & kTwoPhases) != 0;
     if (what <= 3) {  // odds one step rarer or commoner: (mode >> 2) % 8
       const uint8_t odds = static_cast<uint8_t>(((mode >> 2) + (next() % 2 == 0 ? 1 : 7)) % 8);
       mode = static_cast<uint8_t>((mode & ~0x1c) | odds << 2);
-    } else if (two_phases && what <= 9) {  // a new second phase, the first kept
-      header[kPoints + kSuffixByte] = static_cast<uint8_t>(next());
-    } else if (two_phases && what <= 12) {  // the second phase starts a little earlier or later
-      const int delta = 1 + static_cast<int>(next() % 4);
-      header[kPoints + kPivotByte] =
-          static_cast<uint8_t>(header[kPoints + kPivotByte] + (next() % 2 == 0 ? delta : -delta));
-    } else if (what == 13) {  // one phase or two
-      mode ^= kTwoPhases;
     } else {  // a new seed: another interleaving at the same odds
-      header[kPoints + next() % (two_phases ? 4 : Schedule::kMaxChangePoints * 2)] =
-          static_cast<uint8_t>(next());
+      header[kPoints + next() % (Schedule::kMaxChangePoints * 2)] = static_cast<uint8_t>(next());
     }
   } else {
     const size_t points = mode % (Schedule::kMaxChangePoints + 1);

@@ -21,9 +21,7 @@ struct Schedule {
   // {thread (bits 0-1) and point kind (bits 2-7), occurrence}. The mode
   // byte: below 128, its value % 4 is how many change points follow; from
   // 128 on, random preemption (below) at odds 2 << ((byte >> 2) % 8), seeded
-  // by the six change-point bytes; or, with bit 0 set too, in two phases:
-  // seeded by the first four, reseeded at step 16 * (fifth + 1) from the
-  // sixth.
+  // by the six change-point bytes.
   static constexpr size_t kEncodedSize = Program::kMaxThreads + 1 + kMaxChangePoints * 2;
 
   // Kinds of schedule points a change point can name: the pool's own
@@ -57,14 +55,6 @@ struct Schedule {
   // one-byte occurrence can name, and several at once.
   uint32_t random_preemption_odds = 0;
   uint64_t random_seed = 0;
-  // Two phases: at the reseed_step-th schedule point of the run (0: never)
-  // the generator restarts from reseed_seed. Every draw before it is the
-  // same whatever reseed_seed is, so a mutation of reseed_seed alone keeps
-  // the interleaving up to that step and tries another after it: an input
-  // the interleaving feedback kept for the preemption it reached keeps that
-  // preemption while its mutations look for the next.
-  uint32_t reseed_step = 0;
-  uint64_t reseed_seed = 0;
   // More schedule points than this in one run is a hang (livelock), plus
   // kStepsPerObject for every object the program may allocate (see
   // RunScheduled()): what a run may take grows with what it allocates.
@@ -78,10 +68,8 @@ Schedule DecodeSchedule(absl::Span<const uint8_t> bytes);
 
 // Changes the schedule that `header` (the first kEncodedSize bytes of an
 // input) encodes, a small step chosen by `seed`: a new random-preemption seed
-// or odds, in two-phase random preemption most often a new second phase (the
-// first kept) or its start moved, a change point's occurrence nudged or its
-// thread or kind changed, one change point more or less, a priority, or the
-// other mode. The program
+// or odds, a change point's occurrence nudged or its thread or kind changed,
+// one change point more or less, a priority, or the other mode. The program
 // after the header is untouched, so a fuzzer's corpus entry gets tried under
 // other interleavings, which byte-level mutations, spread over the whole
 // input, seldom do. Same seed, same change.

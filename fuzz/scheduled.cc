@@ -414,7 +414,6 @@ class Scheduler {
         dropped = true;
       }
     }
-    if (step == schedule_.reseed_step) rng_.store(schedule_.reseed_seed, std::memory_order_relaxed);
     if (schedule_.random_preemption_odds != 0 && !spin &&
         NextRandom() % schedule_.random_preemption_odds == 0) {
       DropBelowAll(me);
@@ -575,10 +574,6 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
   if (schedule.random_preemption_odds != 0) {
     absl::StrAppend(&context, "; random preemption at odds 1/", schedule.random_preemption_odds,
                     ", seed ", schedule.random_seed);
-    if (schedule.reseed_step != 0) {
-      absl::StrAppend(&context, ", reseeded at step ", schedule.reseed_step, " with ",
-                      schedule.reseed_seed);
-    }
   }
   SetFailureContext(std::move(context));
   World world(program);
