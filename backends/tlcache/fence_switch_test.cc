@@ -123,8 +123,13 @@ TEST(FenceSwitchTest, AFailingMembarrierFencesEveryCacheAndOwnersAndDrainersStay
     drained.Drain();
     other.Drain();
   }
-  for (ThreadCache* cache : others) {
-    EXPECT_EQ(cache->open.load(std::memory_order_relaxed), kCacheOpen);
+  {
+    // Under the lock, as the owners' exit hooks free these caches under it
+    // (the relaxed load of `stop` orders nothing).
+    SpinLockHolder holder(&cache_registry_lock);
+    for (ThreadCache* cache : others) {
+      EXPECT_EQ(cache->open.load(std::memory_order_relaxed), kCacheOpen);
+    }
   }
   stop.store(true);
   for (std::thread& owner : owners) owner.join();
