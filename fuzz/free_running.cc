@@ -91,6 +91,8 @@ struct Deferred {
   size_t slot = 0;
   size_t begin = 0;
   size_t end = 0;
+  // Key destructor rounds to pass before the ops run (ExitOp::in_last_round).
+  int rounds_to_wait = 0;
   void Run() const {
     // (Only incarnations defer ops: their carrier counts them in.)
     for (size_t i = begin; i < end; ++i) RunOpGated(*world, gate, /*entered=*/true, slot, i);
@@ -100,7 +102,15 @@ struct Deferred {
 pthread_key_t DeferredKey() {
   static const pthread_key_t key = [] {
     pthread_key_t k;
-    if (pthread_key_create(&k, [](void* d) { static_cast<Deferred*>(d)->Run(); }) != 0) {
+    if (pthread_key_create(&k, [](void* d) {
+          auto* deferred = static_cast<Deferred*>(d);
+          if (deferred->rounds_to_wait > 0) {
+            --deferred->rounds_to_wait;
+            pthread_setspecific(DeferredKey(), deferred);  // Once more, next round.
+            return;
+          }
+          deferred->Run();
+        }) != 0) {
       OracleFailure("harness", "no pthread key left for the key destructor phase");
     }
     return k;
@@ -121,7 +131,7 @@ size_t RunUntilExit(World& world, ForkGate* gate, bool entered, size_t slot, siz
   if (i == ops) return ops;
   const ExitOp how = DecodeExit(world.op(slot, i).arg);
   const size_t after = std::min(ops, i + 1 + how.ops_in_destructor);
-  deferred = Deferred{&world, gate, slot, i + 1, after};
+  deferred = Deferred{&world, gate, slot, i + 1, after, KeyDestructorRoundsToWait(how)};
   if (how.phase == ExitPhase::kThreadLocalDestructor && after > i + 1) {
     struct AtThreadLocalDestruction {
       Deferred* deferred = nullptr;

@@ -87,8 +87,9 @@ def fail_membarrier(thread):
 
 
 def exit_thread(thread, phase, ops_in_destructor=0):
-    # arg % 3: 0 return, 1 thread_local destructor, 2 key destructor; (arg / 3) % 4: ops.
-    return op(thread, "exit", {"return": 0, "thread_local": 1, "key": 2}[phase] +
+    # arg % 3: 0 return, 1 thread_local destructor, 2 key destructor; (arg / 3) % 4: ops;
+    # "key_last": a key destructor whose ops run in glibc's last round ((arg / 12) % 2).
+    return op(thread, "exit", {"return": 0, "thread_local": 1, "key": 2, "key_last": 14}[phase] +
               3 * ops_in_destructor)
 
 
@@ -224,6 +225,15 @@ SEEDS = {
                             [x for i in range(6) for x in
                              (op(1, "alloc", i % 4), exit_thread(1, "thread_local", 1),
                               op(1, "free", 0))] + [op(1, "flush", SMALL)]),
+    # Pool calls in glibc's last round of key destructors, after the
+    # backends' exit hooks ran: the first calls on some pools, and frees of
+    # objects held since before the exit (in cache and out).
+    "last_round_calls": program(2, [alloc_n(0, SMALL, 33), op(0, "alloc", TINY),
+                                    exit_thread(0, "key_last", 3), op(0, "alloc", ALIGNED),
+                                    free_n(0, 33), op(0, "free", 0),
+                                    op(1, "alloc", SMALL), exit_thread(1, "key_last", 2),
+                                    op(1, "alloc", LIMITED), op(1, "free", 0),
+                                    op(1, "alloc", SMALL), op(1, "gc")]),
     # fork while other threads are in the middle of pool calls: the child
     # checks, uses, flushes and destroys what it inherited.
     "fork_mid_operation": program(3, [alloc_n(0, SMALL, 100), op(0, "fork"),
@@ -356,6 +366,7 @@ def main():
             "create_64k_4096": create(0, 2, 65536, align=4096),
             "create_max1": create(0, 3, 1, max_objects=1),
             "exit_key_2": exit_thread(0, "key", 2),
+            "exit_key_last_2": exit_thread(0, "key_last", 2),
             "exit_thread_local_1": exit_thread(0, "thread_local", 1),
             "give_0_1": give(0, 0, 1),
             "take_1": op(0, "take", 1),

@@ -1,7 +1,10 @@
 #include "fuzz/op_program.h"
 
+#include <limits.h>
+
 #include <algorithm>
 
+#include "absl/base/config.h"
 #include "absl/strings/str_cat.h"
 #include "pool/splitmix64.h"
 
@@ -116,7 +119,17 @@ size_t BulkCount(uint8_t code) {
 
 ExitOp DecodeExit(uint8_t arg) {
   const auto phase = static_cast<ExitPhase>(arg % 3);
-  return ExitOp{phase, phase == ExitPhase::kReturn ? size_t{0} : size_t{(arg / 3) % 4u}};
+  return ExitOp{phase, phase == ExitPhase::kReturn ? size_t{0} : size_t{(arg / 3) % 4u},
+                phase == ExitPhase::kKeyDestructor && (arg / 12) % 2 == 1};
+}
+
+int KeyDestructorRoundsToWait(const ExitOp& exit) {
+  if (!exit.in_last_round) return 0;
+#if defined(ABSL_HAVE_THREAD_SANITIZER)
+  return PTHREAD_DESTRUCTOR_ITERATIONS - 2;
+#else
+  return PTHREAD_DESTRUCTOR_ITERATIONS - 1;
+#endif
 }
 
 Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed) {

@@ -104,8 +104,20 @@ enum class ExitPhase : uint8_t {
 struct ExitOp {
   ExitPhase phase;
   size_t ops_in_destructor;  // 0 to 3 (0 for kReturn)
+  // kKeyDestructor only: the destructor sets its key again until glibc's
+  // last round (PTHREAD_DESTRUCTOR_ITERATIONS), so the ops run after every
+  // other key destructor of the thread, the backends' exit hooks included,
+  // as a library's re-arming destructor would make them.
+  bool in_last_round = false;
 };
 ExitOp DecodeExit(uint8_t arg);
+
+// How many rounds of key destructors an exit's destructor passes (setting
+// its key again each time) before its ops run: 0, or for in_last_round
+// enough to reach glibc's last round (PTHREAD_DESTRUCTOR_ITERATIONS). Under
+// ThreadSanitizer one fewer: its own thread finalizer is a key destructor
+// that takes the last round, and an intercepted call after it crashes TSan.
+int KeyDestructorRoundsToWait(const ExitOp& exit);
 
 struct Program {
   static constexpr size_t kMinThreads = 2;

@@ -167,6 +167,8 @@ struct Deferred {
   size_t slot = 0;
   size_t begin = 0;
   size_t end = 0;
+  // Key destructor rounds to pass before the ops run (ExitOp::in_last_round).
+  int rounds_to_wait = 0;
 };
 
 // (Plain arrays rather than std::array: in fuzz builds a non-inlined
@@ -234,7 +236,7 @@ class Scheduler {
       std::thread incarnation([this, me, i, exit, after, how] {
         ChargeTo(ExecPhase::kOps);
         Attach(me);
-        RunIncarnation(me, i, exit, after, how.phase);
+        RunIncarnation(me, i, exit, after, how);
         // (Its exit, after this, is charged to nobody.)
         StopClock();
       });
@@ -331,14 +333,15 @@ class Scheduler {
 
   // On a fresh OS thread: ops [begin, exit), the exit op, and then the end of
   // the thread in the way the exit op says.
-  void RunIncarnation(size_t me, size_t begin, size_t exit, size_t after, ExitPhase phase) {
+  void RunIncarnation(size_t me, size_t begin, size_t exit, size_t after, const ExitOp& how) {
+    const ExitPhase phase = how.phase;
     RunOps(me, begin, exit + 1);  // The exit op itself is a no-op in the World.
     // From the exit op until the OS thread is gone, the thread is inside pool
     // calls of its own (its destructors' ops, the backends' exit hooks): no
     // quiescent point. The carrier ends this after the join.
     in_op_.fetch_add(1, std::memory_order_relaxed);
     if (phase == ExitPhase::kReturn || after == exit + 1) return;
-    deferred_[me] = Deferred{this, me, exit + 1, after};
+    deferred_[me] = Deferred{this, me, exit + 1, after, KeyDestructorRoundsToWait(how)};
     if (phase == ExitPhase::kThreadLocalDestructor) {
       // Constructed now, destroyed as the thread exits (glibc runs C++
       // thread_local destructors before pthread key destructors).
@@ -360,6 +363,11 @@ class Scheduler {
       pthread_key_t k;
       if (pthread_key_create(&k, [](void* deferred) {
             auto* d = static_cast<Deferred*>(deferred);
+            if (d->rounds_to_wait > 0) {
+              --d->rounds_to_wait;
+              pthread_setspecific(DeferredKey(), d);  // Once more, next round.
+              return;
+            }
             d->scheduler->RunDeferred(*d);
           }) != 0) {
         OracleFailure("harness", "no pthread key left for the key destructor phase");

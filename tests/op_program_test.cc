@@ -212,6 +212,11 @@ TEST(OpsTest, BulkCountsReachPastTheLargestCacheAndExitsDecode) {
   EXPECT_EQ(DecodeExit(1).phase, ExitPhase::kThreadLocalDestructor);
   EXPECT_EQ(DecodeExit(2 + 3 * 2).phase, ExitPhase::kKeyDestructor);
   EXPECT_EQ(DecodeExit(2 + 3 * 2).ops_in_destructor, 2u);
+  EXPECT_FALSE(DecodeExit(2 + 3 * 2).in_last_round);
+  // (arg / 12) % 2: a key destructor's ops in glibc's last round.
+  EXPECT_TRUE(DecodeExit(12 + 2 + 3 * 2).in_last_round);
+  EXPECT_EQ(DecodeExit(12 + 2 + 3 * 2).ops_in_destructor, 2u);
+  EXPECT_FALSE(DecodeExit(12 + 1 + 3 * 2).in_last_round);  // thread_local: no rounds
   for (int k = 0; k < static_cast<int>(OpKind::kNumKinds); ++k) {
     EXPECT_NE(OpKindName(static_cast<OpKind>(k)), "?") << k;
   }
