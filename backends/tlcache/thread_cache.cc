@@ -95,8 +95,7 @@ struct CacheRegistryAccess {
                        "windows after a drain's barrier in fenced mode\n",
                        i);
           std::abort();
-          // coverage-exempt-end
-        }
+        }  // coverage-exempt-end
       }
     }
 #endif
