@@ -93,9 +93,13 @@ struct Deferred {
   size_t end = 0;
   // Key destructor rounds to pass before the ops run (ExitOp::in_last_round).
   int rounds_to_wait = 0;
+  // They then run in the last round (RunDestructorOps()).
+  bool last_round = false;
   void Run() const {
     // (Only incarnations defer ops: their carrier counts them in.)
-    for (size_t i = begin; i < end; ++i) RunOpGated(*world, gate, /*entered=*/true, slot, i);
+    RunDestructorOps(last_round, [this] {
+      for (size_t i = begin; i < end; ++i) RunOpGated(*world, gate, /*entered=*/true, slot, i);
+    });
   }
 };
 
@@ -104,12 +108,7 @@ pthread_key_t DeferredKey() {
     pthread_key_t k;
     if (pthread_key_create(&k, [](void* d) {
           auto* deferred = static_cast<Deferred*>(d);
-          if (deferred->rounds_to_wait > 0) {
-            --deferred->rounds_to_wait;
-            pthread_setspecific(DeferredKey(), deferred);  // Once more, next round.
-            return;
-          }
-          deferred->Run();
+          if (KeyDestructorRoundDue(DeferredKey(), d, deferred->rounds_to_wait)) deferred->Run();
         }) != 0) {
       OracleFailure("harness", "no pthread key left for the key destructor phase");
     }
@@ -131,7 +130,8 @@ size_t RunUntilExit(World& world, ForkGate* gate, bool entered, size_t slot, siz
   if (i == ops) return ops;
   const ExitOp how = DecodeExit(world.op(slot, i).arg);
   const size_t after = std::min(ops, i + 1 + how.ops_in_destructor);
-  deferred = Deferred{&world, gate, slot, i + 1, after, KeyDestructorRoundsToWait(how)};
+  deferred =
+      Deferred{&world, gate, slot, i + 1, after, KeyDestructorRoundsToWait(how), how.in_last_round};
   if (how.phase == ExitPhase::kThreadLocalDestructor && after > i + 1) {
     struct AtThreadLocalDestruction {
       Deferred* deferred = nullptr;

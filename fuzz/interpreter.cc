@@ -25,6 +25,10 @@
 namespace poolguard::fuzz {
 namespace {
 
+// Whether the calling OS thread has called Alloc() or Free() of any pool
+// (for RunDestructorOps()).
+thread_local bool tl_called_alloc_or_free = false;
+
 // Creates a pool; nullptr when the system has no memory for it (an injected
 // failure), which the ops treat as "no such pool". Any other error is a bug.
 std::unique_ptr<Pool> CreateOrNull(const PoolOptions& options) {
@@ -314,6 +318,7 @@ bool World::AllocOne(size_t thread, Pool* pool) {
     return false;
   }
   const uint64_t injected_before = InjectedSystemAllocFailures();
+  tl_called_alloc_or_free = true;
   void* object = pool->Alloc();
   if (object == nullptr) {
     // A limit, or no memory: both allowed, and counted (PoolStats::failed).
@@ -349,6 +354,7 @@ void World::FreeHeld(size_t thread, size_t slot, std::string_view when) {
   state.held[slot] = state.held.back();
   state.held.pop_back();
   state.held_bytes -= held.pool->object_size();
+  tl_called_alloc_or_free = true;
   held.pool->Free(held.object);
   state.held_per_pool[PoolIndex(thread, held.pool)].fetch_sub(1, std::memory_order_relaxed);
 }
@@ -921,6 +927,19 @@ void World::FinishRun() {
     pool->Flush();
     check_empty(*pool, "after the run and a flush");
   }
+}
+
+bool KeyDestructorRoundDue(pthread_key_t key, void* value, int& rounds_to_wait) {
+  if (rounds_to_wait == 0) return true;
+  --rounds_to_wait;
+  pthread_setspecific(key, value);  // Once more, next round.
+  return false;
+}
+
+void RunDestructorOps(bool last_round, absl::FunctionRef<void()> ops) {
+  const bool first_calls = !tl_called_alloc_or_free;
+  ops();
+  if (last_round && first_calls && tl_called_alloc_or_free) ReleaseThreadCaches();
 }
 
 }  // namespace poolguard::fuzz

@@ -34,6 +34,8 @@
 #ifndef POOLGUARD_FUZZ_INTERPRETER_H_
 #define POOLGUARD_FUZZ_INTERPRETER_H_
 
+#include <pthread.h>
+
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -43,6 +45,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "fuzz/op_program.h"
 #include "pool/failure_injection.h"
 #include "pool/pool.h"
@@ -224,6 +227,20 @@ class World {
   std::atomic<bool> failed_membarrier_{false};
   bool finished_ = false;
 };
+
+// The executors' side of an exit_thread op whose ops run in a pthread key
+// destructor. Called by that destructor with its value: true when the ops
+// are due now; false after setting `key` to `value` again, one of
+// `rounds_to_wait` rounds passed (ExitOp::in_last_round).
+bool KeyDestructorRoundDue(pthread_key_t key, void* value, int& rounds_to_wait);
+
+// Runs an ending OS thread's destructor ops. `last_round`: they run in
+// glibc's last round of key destructors (under TSan the one before, the
+// last before its thread finalizer), after which no exit hook of the
+// thread can run. There a thread whose first Alloc() or Free() is among
+// them keeps pool.h's rule for it, as any code there must: it gives its
+// caches back itself (ReleaseThreadCaches()) once done.
+void RunDestructorOps(bool last_round, absl::FunctionRef<void()> ops);
 
 }  // namespace poolguard::fuzz
 

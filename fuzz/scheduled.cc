@@ -169,6 +169,8 @@ struct Deferred {
   size_t end = 0;
   // Key destructor rounds to pass before the ops run (ExitOp::in_last_round).
   int rounds_to_wait = 0;
+  // They then run in the last round (RunDestructorOps()).
+  bool last_round = false;
 };
 
 // (Plain arrays rather than std::array: in fuzz builds a non-inlined
@@ -303,7 +305,8 @@ class Scheduler {
 
   // A deferred segment, run from a destructor of the ending OS thread.
   void RunDeferred(const Deferred& deferred) {
-    RunOps(deferred.slot, deferred.begin, deferred.end);
+    RunDestructorOps(deferred.last_round,
+                     [&] { RunOps(deferred.slot, deferred.begin, deferred.end); });
   }
 
  private:
@@ -341,7 +344,8 @@ class Scheduler {
     // quiescent point. The carrier ends this after the join.
     in_op_.fetch_add(1, std::memory_order_relaxed);
     if (phase == ExitPhase::kReturn || after == exit + 1) return;
-    deferred_[me] = Deferred{this, me, exit + 1, after, KeyDestructorRoundsToWait(how)};
+    deferred_[me] =
+        Deferred{this, me, exit + 1, after, KeyDestructorRoundsToWait(how), how.in_last_round};
     if (phase == ExitPhase::kThreadLocalDestructor) {
       // Constructed now, destroyed as the thread exits (glibc runs C++
       // thread_local destructors before pthread key destructors).
@@ -363,12 +367,9 @@ class Scheduler {
       pthread_key_t k;
       if (pthread_key_create(&k, [](void* deferred) {
             auto* d = static_cast<Deferred*>(deferred);
-            if (d->rounds_to_wait > 0) {
-              --d->rounds_to_wait;
-              pthread_setspecific(DeferredKey(), d);  // Once more, next round.
-              return;
+            if (KeyDestructorRoundDue(DeferredKey(), d, d->rounds_to_wait)) {
+              d->scheduler->RunDeferred(*d);
             }
-            d->scheduler->RunDeferred(*d);
           }) != 0) {
         OracleFailure("harness", "no pthread key left for the key destructor phase");
       }

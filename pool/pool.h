@@ -30,7 +30,11 @@
 //
 // Real processes: a thread's cached objects go back to their pools when it
 // exits, whatever phase of its exit its last pool call runs in (also a
-// thread_local or pthread key destructor). fork() is safe while other
+// thread_local or pthread key destructor), with one exception glibc makes:
+// no exit hook can run after its last round of key destructors
+// (PTHREAD_DESTRUCTOR_ITERATIONS), so a thread whose first Alloc() or Free()
+// comes in that round must call ReleaseThreadCaches() when done, or its
+// cache stays until Flush()/GcAll() take its objects. fork() is safe while other
 // threads are inside pool calls: the child can use, flush and destroy every
 // pool it inherited, with exact stats (pool/registry.cc says how).
 //
@@ -183,9 +187,10 @@ void GcAll();
 
 // Gives the calling thread's cached free objects back to their pools, as the
 // thread's exit would; the thread may go on using pools (a cache is bound
-// again on its next call). For a thread about to sleep for long, or a test
-// that wants exact per-pool stats without flushing. A no-op for backends
-// without thread caches.
+// again on its next call). For a thread about to sleep for long, a test
+// that wants exact per-pool stats without flushing, or code in glibc's last
+// round of key destructors (see "Real processes" above). A no-op for
+// backends without thread caches.
 void ReleaseThreadCaches();
 
 // The backend this binary was built with: "locked", "lockless" or "tlcache".

@@ -5,6 +5,7 @@
 // thread, which glibc gives the dead one's stack and TLS block, must start
 // clean. Then thread churn: thousands of short threads on many pools.
 
+#include <limits.h>
 #include <pthread.h>
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/config.h"
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "pool/limits.h"
@@ -89,6 +91,61 @@ TEST(ThreadExitTest, APoolUsedFirstInAKeyDestructorGetsEverythingBack) {
   pthread_key_delete(key);
   // ~Pool: nothing in use, no cache left pointing into a dead thread.
   pool.reset();
+}
+
+// Sets its key again until glibc's last round of key destructors (under
+// TSan the one before it: TSan's own thread finalizer is a key destructor
+// that takes the last round, and a call after it crashes TSan), then uses
+// the pool there for the thread's first time, and keeps pool.h's rule for
+// that round: no exit hook can run after it.
+pthread_key_t g_last_round_key;
+void UseInLastKeyDestructorRound(void* rounds_left) {
+  const intptr_t left = reinterpret_cast<intptr_t>(rounds_left);
+  if (left > 1) {
+    pthread_setspecific(g_last_round_key, reinterpret_cast<void*>(left - 1));
+    return;
+  }
+  AllocAndFree(*g_pool, 9);
+  ReleaseThreadCaches();
+}
+
+TEST(ThreadExitTest, AThreadWhoseFirstCallIsInTheLastKeyRoundGivesItsCachesBack) {
+  std::unique_ptr<Pool> pool = MakePool("last-round", 40);
+  g_pool = pool.get();
+  // glibc visits keys in index order in each round, so a key set in the
+  // last round is still destroyed in it if its index is above the one being
+  // destroyed. Make the pool's exit hook exist (a first bind), then take a
+  // key above it: glibc gives the lowest free index, so hold 64 keys (more
+  // than this process ever freed) and take the next.
+  std::thread([] { AllocAndFree(*g_pool, 1); }).join();
+  std::vector<pthread_key_t> below;
+  for (;;) {
+    ASSERT_EQ(pthread_key_create(&g_last_round_key, &UseInLastKeyDestructorRound), 0);
+    if (below.size() >= 64) break;
+    below.push_back(g_last_round_key);
+  }
+#if defined(ABSL_HAVE_THREAD_SANITIZER)
+  constexpr intptr_t kRounds = PTHREAD_DESTRUCTOR_ITERATIONS - 1;
+#else
+  constexpr intptr_t kRounds = PTHREAD_DESTRUCTOR_ITERATIONS;
+#endif
+  for (int i = 0; i < 4; ++i) {
+    std::thread([] {
+      pthread_setspecific(g_last_round_key, reinterpret_cast<void*>(kRounds));
+    }).join();
+    // Every free object is this thread's to take, without a new one.
+    const PoolStats before = pool->Stats();
+    EXPECT_EQ(before.used, 0u);
+    std::vector<void*> taken;
+    for (size_t j = 0; j < before.free; ++j) taken.push_back(pool->Alloc());
+    EXPECT_EQ(pool->Stats().allocated, before.allocated) << "a dead thread's cache kept objects";
+    for (void* object : taken) pool->Free(object);
+    ReleaseThreadCaches();
+  }
+  pool->Flush();
+  ExpectStats(*pool, 0, 0, 0);
+  pthread_key_delete(g_last_round_key);
+  for (pthread_key_t key : below) pthread_key_delete(key);
 }
 
 TEST(ThreadExitTest, APoolUsedLastInAThreadLocalDestructorGetsEverythingBack) {

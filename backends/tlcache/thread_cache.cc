@@ -388,6 +388,12 @@ void CacheSet::ReleaseCallingThreadCaches() {
     me.index = 0;
   }
   FreeCaches(caches);
+  // Nor any hook to run: the next bind arms it again (Bind(), me.index == 0).
+  // So a thread can end in glibc's last round of key destructors, or under
+  // TSan after its thread finalizer (a key destructor of the last round),
+  // without a call of ours there. Setting a key to null allocates nothing.
+  const pthread_key_t key = ExitKey();
+  if (key != static_cast<pthread_key_t>(-1)) pthread_setspecific(key, nullptr);
 }
 
 void CacheSet::LockAllForFork() {

@@ -40,7 +40,9 @@
 // never binds again: its remaining calls use the shared level. Only a thread
 // whose first pool call runs in the very last round of key destructors
 // keeps its cache and index until its pools are destroyed (the cache's
-// objects are still taken back by every Flush() and Gc()).
+// objects are still taken back by every Flush() and Gc()), unless it calls
+// ReleaseThreadCaches() (pool/pool.h): glibc runs no round after that one,
+// and no thread can tell that it runs in it.
 //
 // Memory: a thread keeps, per pool it used, one cache (48 bytes plus 8 per
 // slot, rounded up to 64: 576 bytes for the initial 64 slots) holding up to
