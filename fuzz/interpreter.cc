@@ -318,24 +318,50 @@ bool World::AllocOne(size_t thread, Pool* pool) {
     return false;
   }
   const uint64_t injected_before = InjectedSystemAllocFailures();
+  const uint64_t ops_before = op_counts_.load(std::memory_order_seq_cst);
   tl_called_alloc_or_free = true;
   void* object = pool->Alloc();
   if (object == nullptr) {
+    const size_t pool_index = PoolIndex(thread, pool);
     // A limit, or no memory: both allowed, and counted (PoolStats::failed).
-    state.failed_per_pool[PoolIndex(thread, pool)].fetch_add(1, std::memory_order_relaxed);
+    state.failed_per_pool[pool_index].fetch_add(1, std::memory_order_relaxed);
     // Without either, a nullptr is a pool that refuses what it could give.
-    // Only where nothing else can explain it: a pool with no max_objects of
-    // its own (which another thread's objects, caches or a concurrent drain
-    // could not make it reach), no process byte limit, and no request
-    // refused by injection during the call (by any thread: so a concurrent
-    // fail_next never makes this report).
-    if (pool->max_objects() == internal::Backend::kMaxObjects && ProcessByteLimit() == 0 &&
-        InjectedSystemAllocFailures() == injected_before) {
+    // Only where nothing else can explain it: no process byte limit, no
+    // request refused by injection during the call (by any thread: so a
+    // concurrent fail_next never makes this report), and either a pool with
+    // no max_objects of its own, or one whose call ran alone: then no other
+    // thread held any of its objects in flight or in a drain, so if the
+    // program held fewer than max_objects of them, one was free somewhere
+    // (a cache, a transfer, the shared level) or could be made.
+    if (ProcessByteLimit() != 0 || InjectedSystemAllocFailures() != injected_before) return false;
+    if (pool->max_objects() == internal::Backend::kMaxObjects) {
       OracleFailure("refused_alloc",
                     absl::StrCat("Alloc() on pool '", pool->name(),
                                  "' returned nullptr with no max_objects, no byte limit and no "
                                  "injected failure; ",
                                  Where(thread)));
+    }
+    const bool alone = (ops_before & (kOpBegun - 1)) == 1 &&
+                       op_counts_.load(std::memory_order_seq_cst) == ops_before;
+    if (!alone) return false;
+    size_t held = 0;
+    if (pool_index < kSharedPools) {
+      held = in_mailboxes_[pool_index].load(std::memory_order_relaxed);
+      for (const ThreadState& other : threads_) {
+        held += other.held_per_pool[pool_index].load(std::memory_order_relaxed);
+      }
+    } else {
+      held = state.held_per_pool[pool_index].load(std::memory_order_relaxed);
+    }
+    if (held < pool->max_objects()) {
+      OracleFailure(
+          "refused_alloc",
+          absl::StrCat("Alloc() on pool '", pool->name(), "' (max_objects ", pool->max_objects(),
+                       ") returned nullptr while the program held ", held,
+                       " of its objects and no other op was in flight, with no "
+                       "byte limit and no injected failure: a free object somewhere, or "
+                       "room for a new one; ",
+                       Where(thread)));
     }
     return false;
   }
@@ -560,12 +586,15 @@ void World::RecyclePool(size_t thread, size_t index) {
 }
 
 void World::RunOp(size_t thread, size_t index) {
+  op_counts_.fetch_add(kOpBegun + 1, std::memory_order_seq_cst);
   const uint32_t mask = SharedPoolsOf(thread, program_.threads[thread][index]);
-  if (mask == 0) return RunOpUsing(thread, index);
-  // A pool being recycled does not exist for the op: it is skipped.
-  if (!UseShared(thread, mask)) return;
-  RunOpUsing(thread, index);
-  DoneWithShared(thread);
+  if (mask == 0) {
+    RunOpUsing(thread, index);
+  } else if (UseShared(thread, mask)) {  // A pool being recycled: the op is skipped.
+    RunOpUsing(thread, index);
+    DoneWithShared(thread);
+  }
+  op_counts_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void World::RunOpUsing(size_t thread, size_t index) {

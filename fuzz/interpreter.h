@@ -21,7 +21,10 @@
 //   - allocated <= max_objects also at any instant (stats op);
 //   - refused_alloc: Alloc() returns nullptr only for a reason: on a pool
 //     with no max_objects, a nullptr with no byte limit and no failure
-//     injected during the call is a failure; and at the run's end, every
+//     injected during the call is a failure; so is one from a pool with a
+//     max_objects, when the call ran alone (no other op in flight) and the
+//     program held fewer than max_objects of its objects (a free object was
+//     somewhere, or room for a new one); and at the run's end, every
 //     thread gone, a pool below its max_objects must give one more object;
 //   - fork (the first fork op of a run): a child that hangs (fork_hang) or
 //     crashes, or whose inherited pools break the same invariants
@@ -225,6 +228,12 @@ class World {
   std::atomic<bool> forked_{false};
   // A fail_membarrier op ran: FinishRun() turns the failure off again.
   std::atomic<bool> failed_membarrier_{false};
+  // Ops in flight (low 32 bits) and ops begun (high 32 bits), updated at
+  // each op's start and end: an op that saw the same value before and after
+  // a call, with one op in flight (its own), ran that call alone. seq_cst:
+  // then every other op's pool calls come wholly before or after it.
+  static constexpr uint64_t kOpBegun = uint64_t{1} << 32;
+  std::atomic<uint64_t> op_counts_{0};
   bool finished_ = false;
 };
 
