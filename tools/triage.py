@@ -30,6 +30,8 @@ ORACLES = [
     (re.compile(r"WARNING: ThreadSanitizer: ([\w\- ]+?) \("), "tsan:{0}"),
     (re.compile(r"WARNING: ThreadSanitizer: ([\w\-]+)"), "tsan:{0}"),
     (re.compile(r"runtime error: (.*)"), "ubsan"),
+    # libStdC++'s assertions (_GLIBCXX_ASSERTIONS, the scheduled fuzz variant).
+    (re.compile(r"include/c\+\+/\d+/(\w+):\d+: .*Assertion '"), "libstdc++:{0}"),
     (re.compile(r"ERROR: libFuzzer: timeout"), "timeout"),
     (re.compile(r"ERROR: libFuzzer: out-of-memory"), "oom"),
     (re.compile(r"ERROR: libFuzzer: deadly signal"), "crash"),

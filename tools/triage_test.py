@@ -62,6 +62,12 @@ class SignatureTest(unittest.TestCase):
         self.assertTrue(accesses[0].startswith("poolguard::fuzz::World::CheckQuiescent"))
         self.assertEqual(triage.race_accesses(load("asan_use_after_free.txt")), [])
 
+    def test_libstdcxx_assertion(self):
+        text = ("/usr/bin/../lib/gcc/x86_64-linux-gnu/12/../../../../include/c++/12/array:217: "
+                "std::array<int, 4>::operator[](std::array::size_type) const: Assertion "
+                "'__n < this->size()' failed.\n==1== ERROR: libFuzzer: deadly signal\n")
+        self.assertEqual(triage.classify(text), "libstdc++:array")
+
     def test_unknown_output(self):
         self.assertEqual(triage.signature("nothing to see")[:2], ("unknown", []))
 
