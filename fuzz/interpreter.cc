@@ -341,9 +341,7 @@ bool World::AllocOne(size_t thread, Pool* pool) {
                                  "injected failure; ",
                                  Where(thread)));
     }
-    const bool alone = (ops_before & (kOpBegun - 1)) == 1 &&
-                       op_counts_.load(std::memory_order_seq_cst) == ops_before;
-    if (!alone) return false;
+    if (!RanAlone(ops_before)) return false;
     size_t held = 0;
     if (pool_index < kSharedPools) {
       held = in_mailboxes_[pool_index].load(std::memory_order_relaxed);
@@ -585,6 +583,11 @@ void World::RecyclePool(size_t thread, size_t index) {
   recycling_.fetch_and(~bit, std::memory_order_release);
 }
 
+bool World::RanAlone(uint64_t ops_before) const {
+  return (ops_before & (kOpBegun - 1)) == 1 &&
+         op_counts_.load(std::memory_order_seq_cst) == ops_before;
+}
+
 void World::RunOp(size_t thread, size_t index) {
   op_counts_.fetch_add(kOpBegun + 1, std::memory_order_seq_cst);
   const uint32_t mask = SharedPoolsOf(thread, program_.threads[thread][index]);
@@ -621,7 +624,21 @@ void World::RunOpUsing(size_t thread, size_t index) {
       return;
     case OpKind::kFlush: {
       Pool* pool = PoolFor(thread, op.arg);
-      if (pool != nullptr) pool->Flush();
+      if (pool == nullptr) return;
+      const uint64_t ops_before = op_counts_.load(std::memory_order_seq_cst);
+      pool->Flush();
+      // pool.h: once other threads are quiet, allocated == used. A flush
+      // that ran alone had them quiet throughout: no free object may be
+      // left anywhere (a cache, a transfer cache, the shared level).
+      const PoolStats stats = pool->Stats();
+      if (RanAlone(ops_before) && stats.free != 0) {
+        OracleFailure("flush_contract",
+                      absl::StrCat("pool '", pool->name(),
+                                   "' after a Flush() with no other op in "
+                                   "flight: allocated ",
+                                   stats.allocated, ", used ", stats.used, ", free ", stats.free,
+                                   "; expected free 0; ", Where(thread)));
+      }
       return;
     }
     case OpKind::kGcAll:
@@ -848,7 +865,11 @@ void World::FinishThread(size_t thread) {
     if (state.held_per_pool[i].load(std::memory_order_relaxed) != 0) mask |= uint32_t{1} << i;
   }
   while (!UseShared(thread, mask)) sched_yield();
+  // Its frees count as an op (op_counts_): no other op may take itself to
+  // have run alone beside them.
+  op_counts_.fetch_add(kOpBegun + 1, std::memory_order_seq_cst);
   while (!state.held.empty()) FreeHeld(thread, state.held.size() - 1, "at thread exit");
+  op_counts_.fetch_sub(1, std::memory_order_seq_cst);
   DoneWithShared(thread);
   // Private pools stay until FinishRun(): other threads' GcAll() may still be
   // working on them, so their stats are checked only once all is quiet.

@@ -19,6 +19,8 @@
 //     caches count as used, pool/backend_contract.h: used >= that, and equal
 //     once every thread's cache went back);
 //   - allocated <= max_objects also at any instant (stats op);
+//   - flush_contract: a Flush() that ran alone (no other op in flight)
+//     leaves no free object of its pool anywhere;
 //   - refused_alloc: Alloc() returns nullptr only for a reason: on a pool
 //     with no max_objects, a nullptr with no byte limit and no failure
 //     injected during the call is a failure; so is one from a pool with a
@@ -234,6 +236,9 @@ class World {
   // then every other op's pool calls come wholly before or after it.
   static constexpr uint64_t kOpBegun = uint64_t{1} << 32;
   std::atomic<uint64_t> op_counts_{0};
+  // Whether the calling op, which read `ops_before` from op_counts_ before
+  // a call, made that call (and what followed it until now) alone.
+  bool RanAlone(uint64_t ops_before) const;
   bool finished_ = false;
 };
 
