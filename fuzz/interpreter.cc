@@ -722,6 +722,10 @@ void World::RunOpUsing(size_t thread, size_t index) {
       if (dump.empty()) OracleFailure("dump", "DumpPools() returned nothing; " + Where(thread));
       return;
     }
+    case OpKind::kLimitBytes:
+      // Lifted by FinishRun(); refusals under it are allowed (refused_alloc).
+      SetProcessByteLimit(SystemBytesInUse() + size_t{op.arg} * 4096);
+      return;
     case OpKind::kFailMembarrier:
       // Until the run ends (or for the whole process, when
       // POOLGUARD_FAIL_MEMBARRIER says so already).

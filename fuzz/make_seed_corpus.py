@@ -86,6 +86,12 @@ def fail_membarrier(thread):
     return op(thread, "fail_next", 7)
 
 
+def limit_bytes(thread, pages):
+    # Code 8 with an arg of 6 mod 8 (fuzz/op_program.cc, kLimitBytesArg): the
+    # pools may hold what they hold now plus pages * 4 KiB, until the run ends.
+    return op(thread, "fail_next", pages * 8 + 6)
+
+
 def exit_thread(thread, phase, ops_in_destructor=0):
     # arg % 3: 0 return, 1 thread_local destructor, 2 key destructor; (arg / 3) % 4: ops;
     # "key_last": a key destructor whose ops run in glibc's last round ((arg / 12) % 2).
@@ -287,6 +293,15 @@ SEEDS = {
                                             op(0, "take", 0), alloc_n(1, SMALL, 16),
                                             free_n(0, 16), op(1, "gc"), free_n(1, 64),
                                             free_n(0, 64), op(0, "flush", SMALL)]),
+    # The memory limit reached mid-run, and kept: a cache that refilled and
+    # then fills wants to grow and cannot (each refusal runs GcAll() first),
+    # a full cache's first spill wants transfer-cache slots and cannot, and
+    # the other thread allocates and frees beside it at the limit.
+    "memory_limit_mid_run": program(2, [alloc_n(0, SMALL, 200), alloc_n(1, TINY, 65),
+                                        free_n(0, 100), alloc_n(0, SMALL, 100),
+                                        limit_bytes(1, 0), free_n(0, 200), free_n(1, 65),
+                                        alloc_n(1, SMALL, 129), alloc_n(0, TINY, 64),
+                                        free_n(1, 129), free_n(0, 64), op(0, "gc")]),
 }
 
 # Schedules: plain priorities; one change point; two. A change point is
@@ -375,6 +390,7 @@ def main():
             "release": op(0, "release"),
             "recycle_small": op(0, "recycle", SMALL),
             "fail_membarrier": fail_membarrier(0),
+            "limit_bytes_0": limit_bytes(0, 0),
         }
         for name, o in wholes.items():
             data = encode_op(*o)

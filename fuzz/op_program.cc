@@ -52,6 +52,8 @@ std::string_view OpKindName(OpKind kind) {
       return "dump_pools";
     case OpKind::kFailMembarrier:
       return "fail_membarrier";
+    case OpKind::kLimitBytes:
+      return "limit_bytes";
     case OpKind::kNumKinds:
       break;
   }
@@ -79,15 +81,16 @@ constexpr OpKind kProcessWideKinds[8] = {
 constexpr uint8_t kProcessWideChoices = 8;
 constexpr uint8_t kForkArg = 255;
 // Code 8 is fail_next_system_alloc, whose arg means nothing, but one arg in 8
-// makes it fail_membarrier: a run in which membarrier() fails is rare (each
-// switches the process to fenced windows until the run ends), and old inputs
-// keep their meaning unless their fail_next arg happened to be 7 mod 8.
+// makes it fail_membarrier and another limit_bytes: runs with either are
+// rare (each lasts until the run ends), and old inputs keep their meaning
+// unless their fail_next arg happened to be 6 or 7 mod 8.
 constexpr uint8_t kFailCode = 8;
 constexpr uint8_t kFailMembarrierArg = 7;
+constexpr uint8_t kLimitBytesArg = 6;
 
 uint8_t CodeOf(OpKind kind) {
   if (IsProcessWideKind(kind)) return kProcessWideCode;
-  if (kind == OpKind::kFailMembarrier) return kFailCode;
+  if (kind == OpKind::kFailMembarrier || kind == OpKind::kLimitBytes) return kFailCode;
   for (uint8_t code = 0; code < 16; ++code) {
     if (kKindOfCode[code] == kind) return code;
   }
@@ -154,6 +157,8 @@ Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed) {
                                 static_cast<uint8_t>(arg / kProcessWideChoices)};
     } else if (code == kFailCode && arg % 8 == kFailMembarrierArg) {
       op = Op{OpKind::kFailMembarrier, 0};
+    } else if (code == kFailCode && arg % 8 == kLimitBytesArg) {
+      op = Op{OpKind::kLimitBytes, static_cast<uint8_t>(arg / 8)};
     }
     std::vector<Op>& thread = program.threads[(head >> 4) % threads];
     if (thread.size() >= Program::kMaxOpsPerThread) continue;
@@ -180,6 +185,8 @@ std::vector<uint8_t> EncodeProgram(const Program& program) {
         arg = static_cast<uint8_t>((op.arg % 31) * kProcessWideChoices + ProcessWideIndex(op.kind));
       } else if (op.kind == OpKind::kFailMembarrier) {
         arg = kFailMembarrierArg;
+      } else if (op.kind == OpKind::kLimitBytes) {
+        arg = static_cast<uint8_t>((op.arg % 32) * 8 + kLimitBytesArg);
       }
       bytes.push_back(arg);
     }
@@ -220,8 +227,9 @@ Program RandomProgram(uint64_t seed, const RandomProgramOptions& options) {
       // that every generated program encodes.
       uint8_t arg = static_cast<uint8_t>(r >> 32);
       if (kind == OpKind::kFork || kind == OpKind::kFailMembarrier) arg = 0;
-      // (An arg of 7 mod 8 would encode fail_membarrier.)
-      if (kind == OpKind::kFailNextSystemAlloc && arg % 8 == kFailMembarrierArg) --arg;
+      // (An arg of 6 or 7 mod 8 would encode limit_bytes or fail_membarrier.)
+      if (kind == OpKind::kFailNextSystemAlloc && arg % 8 >= kLimitBytesArg) arg -= 2;
+      if (kind == OpKind::kLimitBytes) arg %= 32;
       if (IsProcessWideKind(kind) && kind != OpKind::kFork) arg %= 31;
       program.threads[t].push_back(Op{kind, arg});
     }

@@ -27,8 +27,9 @@
 //                  call: fork if arg is 255, else chosen by arg % 8 (0-2
 //                  stats, 3-4 dump_pools, 5-6 release_caches, 7
 //                  recycle_pool; that op's arg is arg / 8); 15 alloc again (the commonest op gets
-//                  two codes). Code 8 with arg % 8 == 7 is fail_membarrier
-//                  (other args: fail_next_system_alloc, as in version 1).
+//                  two codes). Code 8 with arg % 8 == 7 is fail_membarrier,
+//                  with arg % 8 == 6 limit_bytes (its arg is arg / 8); other
+//                  args: fail_next_system_alloc, as in version 1.
 // Several fields can share the arg byte (create_pool: slot and shape;
 // give: held object and mailbox; alloc_n: pool and count), so no op needs a
 // third byte. The expensive ops (fork, and long bulk ops) are a small share
@@ -75,6 +76,9 @@ enum class OpKind : uint8_t {
                          // on other pools, binding caches, exiting or forking)
   kFailMembarrier,       // membarrier() fails from its next call until the run ends (tlcache's
                          // drains then switch the process to fenced windows, and back after)
+  kLimitBytes,           // until the run ends, the pools may hold from the system only what
+                         // they hold now plus `arg` (0-31) * 4 KiB (pool/limits.h): refusals
+                         // that last, as a server at its memory limit sees them
   kNumKinds,
 };
 
@@ -135,8 +139,9 @@ Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed = nullpt
 
 // The inverse, for seed corpora and tests: DecodeProgram(EncodeProgram(p))
 // is p for every p whose process-wide ops have args below 31, whose forks
-// and fail_membarrier ops have 0, and whose fail_next_system_alloc ops have
-// no arg of 7 mod 8 (RandomProgram's do).
+// and fail_membarrier ops have 0, whose limit_bytes ops have args below 32,
+// and whose fail_next_system_alloc ops have no arg of 6 or 7 mod 8
+// (RandomProgram's do).
 std::vector<uint8_t> EncodeProgram(const Program& program);
 
 // The most objects `program` may allocate: one per alloc op, BulkCount() per
@@ -158,9 +163,11 @@ Program RandomProgram(uint64_t seed, const RandomProgramOptions& options);
 // Bit mask helpers for RandomProgramOptions::kinds_per_thread.
 constexpr uint32_t KindBit(OpKind kind) { return uint32_t{1} << static_cast<int>(kind); }
 constexpr uint32_t kAllKinds = (uint32_t{1} << static_cast<int>(OpKind::kNumKinds)) - 1;
-// Every kind but fork (a fork costs milliseconds; long random programs ask
-// for it on purpose).
-constexpr uint32_t kDefaultRandomKinds = kAllKinds & ~KindBit(OpKind::kFork);
+// Every kind but fork (a fork costs milliseconds) and limit_bytes (its limit
+// lasts until the run ends, which would starve the rest of a long program):
+// long random programs ask for them on purpose.
+constexpr uint32_t kDefaultRandomKinds =
+    kAllKinds & ~KindBit(OpKind::kFork) & ~KindBit(OpKind::kLimitBytes);
 
 // A human-readable listing, a line per thread, for crash reports; at most
 // `max_ops_per_thread` ops of each thread are shown.

@@ -168,8 +168,8 @@ TEST(DecodeProgramTest, VersionOneInputsKeepTheirKinds) {
 }
 
 TEST(DecodeProgramTest, CodeEightWithAnArgOfSevenModEightFailsMembarrier) {
-  // Thread 0: fail_next with arg 7, 15 and 255 (all 7 mod 8), then 6 and 8.
-  const std::vector<uint8_t> bytes = {0, 0x08, 7, 0x08, 15, 0x08, 255, 0x08, 6, 0x08, 8};
+  // Thread 0: fail_next with arg 7, 15 and 255 (all 7 mod 8), then 5 and 8.
+  const std::vector<uint8_t> bytes = {0, 0x08, 7, 0x08, 15, 0x08, 255, 0x08, 5, 0x08, 8};
   const Program program = DecodeProgram(bytes);
   ASSERT_EQ(program.threads[0].size(), 5u);
   for (size_t i = 0; i < 3; ++i) {
@@ -180,6 +180,20 @@ TEST(DecodeProgramTest, CodeEightWithAnArgOfSevenModEightFailsMembarrier) {
   EXPECT_EQ(program.threads[0][4].kind, OpKind::kFailNextSystemAlloc);
   EXPECT_EQ(DecodeProgram(EncodeProgram(program)).threads[0].size(), 5u);
   EXPECT_EQ(DecodeProgram(EncodeProgram(program)).threads[0][0].kind, OpKind::kFailMembarrier);
+}
+
+TEST(DecodeProgramTest, CodeEightWithAnArgOfSixModEightLimitsBytes) {
+  // Thread 0: fail_next with arg 6, 14 and 254 (all 6 mod 8), then 5.
+  const std::vector<uint8_t> bytes = {0, 0x08, 6, 0x08, 14, 0x08, 254, 0x08, 5};
+  const Program program = DecodeProgram(bytes);
+  ASSERT_EQ(program.threads[0].size(), 4u);
+  const uint8_t pages[] = {0, 1, 31};
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(program.threads[0][i].kind, OpKind::kLimitBytes);
+    EXPECT_EQ(program.threads[0][i].arg, pages[i]);
+  }
+  EXPECT_EQ(program.threads[0][3].kind, OpKind::kFailNextSystemAlloc);
+  EXPECT_EQ(EncodeProgram(program), bytes);
 }
 
 TEST(DecodeProgramTest, AnOddByteAtTheEndIsIgnored) {
