@@ -130,8 +130,13 @@ size_t RunUntilExit(World& world, ForkGate* gate, bool entered, size_t slot, siz
   if (i == ops) return ops;
   const ExitOp how = DecodeExit(world.op(slot, i).arg);
   const size_t after = std::min(ops, i + 1 + how.ops_in_destructor);
-  deferred =
-      Deferred{&world, gate, slot, i + 1, after, KeyDestructorRoundsToWait(how), how.in_last_round};
+  deferred = Deferred{&world,
+                      gate,
+                      slot,
+                      i + 1,
+                      after,
+                      KeyDestructorRoundsToWait(how),
+                      KeyDestructorOpsInLastRound(how)};
   if (how.phase == ExitPhase::kThreadLocalDestructor && after > i + 1) {
     struct AtThreadLocalDestruction {
       Deferred* deferred = nullptr;

@@ -249,8 +249,7 @@ class World {
 bool KeyDestructorRoundDue(pthread_key_t key, void* value, int& rounds_to_wait);
 
 // Runs an ending OS thread's destructor ops. `last_round`: they run in
-// glibc's last round of key destructors (under TSan the one before, the
-// last before its thread finalizer), after which no exit hook of the
+// glibc's last round of key destructors, after which no exit hook of the
 // thread can run. There a thread whose first Alloc() or Free() is among
 // them keeps pool.h's rule for it, as any code there must: it gives its
 // caches back itself (ReleaseThreadCaches()) once done.

@@ -129,10 +129,14 @@ ExitOp DecodeExit(uint8_t arg) {
 int KeyDestructorRoundsToWait(const ExitOp& exit) {
   if (!exit.in_last_round) return 0;
 #if defined(ABSL_HAVE_THREAD_SANITIZER)
-  return PTHREAD_DESTRUCTOR_ITERATIONS - 2;
+  return PTHREAD_DESTRUCTOR_ITERATIONS - 3;
 #else
   return PTHREAD_DESTRUCTOR_ITERATIONS - 1;
 #endif
+}
+
+bool KeyDestructorOpsInLastRound(const ExitOp& exit) {
+  return KeyDestructorRoundsToWait(exit) == PTHREAD_DESTRUCTOR_ITERATIONS - 1;
 }
 
 Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed) {

@@ -119,9 +119,12 @@ ExitOp DecodeExit(uint8_t arg);
 // How many rounds of key destructors an exit's destructor passes (setting
 // its key again each time) before its ops run: 0, or for in_last_round
 // enough to reach glibc's last round (PTHREAD_DESTRUCTOR_ITERATIONS). Under
-// ThreadSanitizer one fewer: its own thread finalizer is a key destructor
-// that takes the last round, and an intercepted call after it crashes TSan.
+// ThreadSanitizer two fewer: its own thread finalizer is a key destructor
+// that takes the last round, and any instrumented code after it crashes
+// TSan, an exit hook the ops arm (which runs a round after them) included.
 int KeyDestructorRoundsToWait(const ExitOp& exit);
+// Whether the ops then run in glibc's last round (never under TSan).
+bool KeyDestructorOpsInLastRound(const ExitOp& exit);
 
 struct Program {
   static constexpr size_t kMinThreads = 2;

@@ -344,8 +344,12 @@ class Scheduler {
     // quiescent point. The carrier ends this after the join.
     in_op_.fetch_add(1, std::memory_order_relaxed);
     if (phase == ExitPhase::kReturn || after == exit + 1) return;
-    deferred_[me] =
-        Deferred{this, me, exit + 1, after, KeyDestructorRoundsToWait(how), how.in_last_round};
+    deferred_[me] = Deferred{this,
+                             me,
+                             exit + 1,
+                             after,
+                             KeyDestructorRoundsToWait(how),
+                             KeyDestructorOpsInLastRound(how)};
     if (phase == ExitPhase::kThreadLocalDestructor) {
       // Constructed now, destroyed as the thread exits (glibc runs C++
       // thread_local destructors before pthread key destructors).

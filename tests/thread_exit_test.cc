@@ -94,11 +94,12 @@ TEST(ThreadExitTest, APoolUsedFirstInAKeyDestructorGetsEverythingBack) {
 }
 
 // Sets its key again until glibc's last round of key destructors (under
-// TSan the one before it: TSan's own thread finalizer is a key destructor
-// that takes the last round, and a call after it crashes TSan), then uses
-// the pool there for the thread's first time, and keeps pool.h's rule for
-// that round: no exit hook can run after it.
+// TSan two rounds before it: TSan's own thread finalizer is a key
+// destructor that takes the last round, and code after it crashes TSan),
+// then uses the pool there for the thread's first time, and keeps pool.h's
+// rule for that round: no exit hook can run after it.
 pthread_key_t g_last_round_key;
+bool g_used_before_exit = false;  // Set before each thread, read by it.
 void UseInLastKeyDestructorRound(void* rounds_left) {
   const intptr_t left = reinterpret_cast<intptr_t>(rounds_left);
   if (left > 1) {
@@ -106,10 +107,11 @@ void UseInLastKeyDestructorRound(void* rounds_left) {
     return;
   }
   AllocAndFree(*g_pool, 9);
-  ReleaseThreadCaches();
+  // The rule is only for a thread whose first call this is.
+  if (!g_used_before_exit) ReleaseThreadCaches();
 }
 
-TEST(ThreadExitTest, AThreadWhoseFirstCallIsInTheLastKeyRoundGivesItsCachesBack) {
+TEST(ThreadExitTest, AThreadsCallsInTheLastKeyRoundLeaveNoCacheBehind) {
   std::unique_ptr<Pool> pool = MakePool("last-round", 40);
   g_pool = pool.get();
   // glibc visits keys in index order in each round, so a key set in the
@@ -125,12 +127,22 @@ TEST(ThreadExitTest, AThreadWhoseFirstCallIsInTheLastKeyRoundGivesItsCachesBack)
     below.push_back(g_last_round_key);
   }
 #if defined(ABSL_HAVE_THREAD_SANITIZER)
-  constexpr intptr_t kRounds = PTHREAD_DESTRUCTOR_ITERATIONS - 1;
+  // Two rounds early: the pool's exit hook, armed by the first call, runs a
+  // round after it and must still come before TSan's finalizer.
+  constexpr intptr_t kRounds = PTHREAD_DESTRUCTOR_ITERATIONS - 2;
 #else
   constexpr intptr_t kRounds = PTHREAD_DESTRUCTOR_ITERATIONS;
 #endif
-  for (int i = 0; i < 4; ++i) {
+  // Odd rounds: a thread that used the pool (and gave its caches back, as
+  // ReleaseThreadCaches() allows at any time) before its exit: its exit
+  // hook stays armed, and its calls in the last round use no cache.
+  for (int i = 0; i < 8; ++i) {
+    g_used_before_exit = i % 2 == 1;
     std::thread([] {
+      if (g_used_before_exit) {
+        AllocAndFree(*g_pool, 3);
+        ReleaseThreadCaches();
+      }
       pthread_setspecific(g_last_round_key, reinterpret_cast<void*>(kRounds));
     }).join();
     // Every free object is this thread's to take, without a new one.

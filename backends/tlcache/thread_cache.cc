@@ -388,12 +388,10 @@ void CacheSet::ReleaseCallingThreadCaches() {
     me.index = 0;
   }
   FreeCaches(caches);
-  // Nor any hook to run: the next bind arms it again (Bind(), me.index == 0).
-  // So a thread can end in glibc's last round of key destructors, or under
-  // TSan after its thread finalizer (a key destructor of the last round),
-  // without a call of ours there. Setting a key to null allocates nothing.
-  const pthread_key_t key = ExitKey();
-  if (key != static_cast<pthread_key_t>(-1)) pthread_setspecific(key, nullptr);
+  // The exit key stays armed: its hook then only marks the thread exited,
+  // so that a bind after it (in a later round of key destructors) is
+  // refused. Disarming it here would let a thread that calls this and then
+  // binds again only in glibc's last round keep that cache.
 }
 
 void CacheSet::LockAllForFork() {
