@@ -229,6 +229,8 @@ class World {
   // Set by the run's first fork op (only the first forks).
   std::atomic<bool> forked_{false};
   // A fail_membarrier op ran: FinishRun() turns the failure off again.
+  // relaxed: FinishRun() reads it after every thread of the run has ended
+  // (joined), which orders the op's store before it.
   std::atomic<bool> failed_membarrier_{false};
   // Ops in flight (low 32 bits) and ops begun (high 32 bits), updated at
   // each op's start and end: an op that saw the same value before and after

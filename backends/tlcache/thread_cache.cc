@@ -333,8 +333,9 @@ ThreadCache* CacheSet::UnbindAll() {
   for (uint32_t i = 1; i < Registry::next_fresh; ++i) {
     ThreadCache* cache = by_thread_[i].load(std::memory_order_relaxed);
     if (cache == nullptr) continue;
-    // No call on this pool is in flight (~Pool's REQUIRES), but the
-    // handshake is what orders the owner's last window before our reads.
+    // No call on this pool is in flight (~Pool's REQUIRES, which also
+    // orders them before us); the wait costs one load, and keeps this the
+    // same handshake as a drain's.
     Registry::WaitIdle(*cache);
     TakeBack(*cache);
     // Unbound caches stay closed; the owner's next call on this slot finds
