@@ -342,15 +342,7 @@ bool World::AllocOne(size_t thread, Pool* pool) {
                                  Where(thread)));
     }
     if (!RanAlone(ops_before)) return false;
-    size_t held = 0;
-    if (pool_index < kSharedPools) {
-      held = in_mailboxes_[pool_index].load(std::memory_order_relaxed);
-      for (const ThreadState& other : threads_) {
-        held += other.held_per_pool[pool_index].load(std::memory_order_relaxed);
-      }
-    } else {
-      held = state.held_per_pool[pool_index].load(std::memory_order_relaxed);
-    }
+    const size_t held = HeldOf(thread, pool_index);
     if (held < pool->max_objects()) {
       OracleFailure(
           "refused_alloc",
@@ -583,13 +575,30 @@ void World::RecyclePool(size_t thread, size_t index) {
   recycling_.fetch_and(~bit, std::memory_order_release);
 }
 
+size_t World::HeldOf(size_t thread, size_t pool_index) const {
+  if (pool_index >= kSharedPools) {
+    return threads_[thread].held_per_pool[pool_index].load(std::memory_order_relaxed);
+  }
+  size_t held = in_mailboxes_[pool_index].load(std::memory_order_relaxed);
+  for (const ThreadState& state : threads_) {
+    held += state.held_per_pool[pool_index].load(std::memory_order_relaxed);
+  }
+  return held;
+}
+
+World::OpInFlight::OpInFlight(World& world) : world_(world) {
+  world_.op_counts_.fetch_add(kOpBegun + 1, std::memory_order_seq_cst);
+}
+
+World::OpInFlight::~OpInFlight() { world_.op_counts_.fetch_sub(1, std::memory_order_seq_cst); }
+
 bool World::RanAlone(uint64_t ops_before) const {
   return (ops_before & (kOpBegun - 1)) == 1 &&
          op_counts_.load(std::memory_order_seq_cst) == ops_before;
 }
 
 void World::RunOp(size_t thread, size_t index) {
-  op_counts_.fetch_add(kOpBegun + 1, std::memory_order_seq_cst);
+  const OpInFlight in_flight(*this);
   const uint32_t mask = SharedPoolsOf(thread, program_.threads[thread][index]);
   if (mask == 0) {
     RunOpUsing(thread, index);
@@ -597,7 +606,6 @@ void World::RunOp(size_t thread, size_t index) {
     RunOpUsing(thread, index);
     DoneWithShared(thread);
   }
-  op_counts_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void World::RunOpUsing(size_t thread, size_t index) {
@@ -871,9 +879,10 @@ void World::FinishThread(size_t thread) {
   while (!UseShared(thread, mask)) sched_yield();
   // Its frees count as an op (op_counts_): no other op may take itself to
   // have run alone beside them.
-  op_counts_.fetch_add(kOpBegun + 1, std::memory_order_seq_cst);
-  while (!state.held.empty()) FreeHeld(thread, state.held.size() - 1, "at thread exit");
-  op_counts_.fetch_sub(1, std::memory_order_seq_cst);
+  {
+    const OpInFlight in_flight(*this);
+    while (!state.held.empty()) FreeHeld(thread, state.held.size() - 1, "at thread exit");
+  }
   DoneWithShared(thread);
   // Private pools stay until FinishRun(): other threads' GcAll() may still be
   // working on them, so their stats are checked only once all is quiet.
@@ -881,13 +890,11 @@ void World::FinishThread(size_t thread) {
 
 void World::CheckQuiescent(size_t checker) const {
   for (size_t i = 0; i < kSharedPools; ++i) {
-    size_t held = in_mailboxes_[i].load(std::memory_order_relaxed);
     size_t failed = 0;
     for (const ThreadState& state : threads_) {
-      held += state.held_per_pool[i].load(std::memory_order_relaxed);
       failed += state.failed_per_pool[i].load(std::memory_order_relaxed);
     }
-    CheckPool(*SharedPool(i), held, failed, checker == kAllThreads ? 0 : checker);
+    CheckPool(*SharedPool(i), HeldOf(0, i), failed, checker == kAllThreads ? 0 : checker);
   }
   for (size_t t = 0; t < threads_.size(); ++t) {
     if (checker != kAllThreads && checker != t) continue;

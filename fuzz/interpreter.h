@@ -195,6 +195,25 @@ class World {
   void Stamp(const Held& held) const;
   void CheckStamp(size_t thread, const Held& held, std::string_view when) const;
   std::string Where(size_t thread) const;
+  // How many objects of pool `pool_index` (of those thread `thread` reaches)
+  // the program holds: for a shared pool, every thread's and the mailboxes'.
+  size_t HeldOf(size_t thread, size_t pool_index) const;
+
+  // Counts an op in flight (op_counts_) for its lifetime: RunOp() and a
+  // thread's final frees.
+  class OpInFlight {
+   public:
+    explicit OpInFlight(World& world);
+    OpInFlight(const OpInFlight&) = delete;
+    OpInFlight& operator=(const OpInFlight&) = delete;
+    ~OpInFlight();
+
+   private:
+    World& world_;
+  };
+  // Whether the calling op, which read `ops_before` from op_counts_ before
+  // a call, made that call (and what followed it until now) alone.
+  bool RanAlone(uint64_t ops_before) const;
 
   // The ops with more to them than a few lines.
   // False if nothing was allocated (held limits, or the pool refused).
@@ -238,9 +257,6 @@ class World {
   // then every other op's pool calls come wholly before or after it.
   static constexpr uint64_t kOpBegun = uint64_t{1} << 32;
   std::atomic<uint64_t> op_counts_{0};
-  // Whether the calling op, which read `ops_before` from op_counts_ before
-  // a call, made that call (and what followed it until now) alone.
-  bool RanAlone(uint64_t ops_before) const;
   bool finished_ = false;
 };
 
