@@ -46,7 +46,7 @@ wherever it is defined. For poolguard_backend(name = "b") in package //p:
 """
 
 load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_library", "cc_test")
-load("//:variants.bzl", "BACKENDS", "DEFAULT_BACKEND", "FUZZERS", "POOLGUARD_COPTS", "VARIANTS")
+load("//:variants.bzl", "BACKENDS", "DEFAULT_BACKEND", "FUZZERS", "HARNESS_COPTS", "POOLGUARD_COPTS", "VARIANTS")
 
 _VARIANT_NAMES = [v["name"] for v in VARIANTS]
 
@@ -144,7 +144,7 @@ def _harness_libraries(name):
                 name = lib + "_" + name + v,
                 srcs = [_l(s) for s in spec["srcs"]],
                 hdrs = [_l(h) for h in spec["hdrs"]],
-                copts = POOLGUARD_COPTS,
+                copts = POOLGUARD_COPTS + HARNESS_COPTS,
                 linkopts = ["-pthread"],
                 deps = [":%s_%s%s" % (d, name, v) for d in spec["harness_deps"]] + [
                     ":pool_" + name + v,

@@ -217,3 +217,14 @@ POOLGUARD_COPTS = [
     "-Werror=fortify-source",
     "-Werror=array-bounds",
 ]
+
+# Extra options for the op interpreter and its executors (fuzz/interpreter.cc,
+# scheduled.cc, free_running.cc), the harness around the pools: no
+# SanitizerCoverage comparison tracing there. Their comparisons (indexes
+# against sizes, counts against limits, libstdc++'s index checks in the
+# _sched variant) are not input bytes libFuzzer could solve for, and tracing
+# each one cost a call: about a third of the scheduled targets' time on the
+# checked-in corpus (perf, 2026-12-04). The edge counters stay, and so does
+# the tracing of the code that parses input bytes (fuzz/op_program.cc,
+# fuzz/schedule.cc) and of the pools' own sources.
+HARNESS_COPTS = ["-fno-sanitize-coverage=trace-cmp"]

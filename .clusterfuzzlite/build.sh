@@ -58,6 +58,7 @@ compile() {
 }
 
 mapfile -t pool_sources < <(ls pool/*.cc | grep -v '_test\.cc$')
+mapfile -t harness_copts < <(python3 tools/project.py harness-copts)
 
 for backend in $backends; do
   # "poolguard/backend.h" is how pool/pool.h reaches the chosen backend.
@@ -76,19 +77,23 @@ for backend in $backends; do
     case "$fuzzer" in
       scheduled)
         mapfile -t defines < <(python3 tools/project.py variant-defines _sched | sed 's/^/-D/')
-        harness=(fuzz/exec_profile.cc fuzz/op_program.cc fuzz/interpreter.cc fuzz/schedule.cc
-                 fuzz/scheduled.cc) ;;
+        support=(fuzz/exec_profile.cc fuzz/op_program.cc fuzz/schedule.cc)
+        harness=(fuzz/interpreter.cc fuzz/scheduled.cc) ;;
       free_running)
         mapfile -t defines < <(python3 tools/project.py variant-defines _fuzz | sed 's/^/-D/')
         defines+=(-DPOOLGUARD_FREE_RUNNING_FUZZER)
-        harness=(fuzz/exec_profile.cc fuzz/op_program.cc fuzz/interpreter.cc fuzz/free_running.cc) ;;
+        support=(fuzz/exec_profile.cc fuzz/op_program.cc)
+        harness=(fuzz/interpreter.cc fuzz/free_running.cc) ;;
     esac
     [[ ${#defines[@]} -gt 0 ]] || { echo "build.sh: no defines for $fuzzer" >&2; exit 1; }
     target="${fuzzer}_fuzzer_${backend}"
     objects="$work/obj/$target"
     rm -rf "$objects"
     compile "$objects" "$include" "${defines[@]}" -- \
-      "${pool_sources[@]}" "${backend_sources[@]}" "${harness[@]}" fuzz/pool_fuzzer.cc
+      "${pool_sources[@]}" "${backend_sources[@]}" "${support[@]}" fuzz/pool_fuzzer.cc
+    # The op interpreter and its executors with their own options, as in
+    # Bazel (variants.bzl, HARNESS_COPTS).
+    compile "$objects" "$include" "${defines[@]}" "${harness_copts[@]}" -- "${harness[@]}"
     # shellcheck disable=SC2086  # $CXXFLAGS and $LIB_FUZZING_ENGINE are lists
     $CXX $CXXFLAGS "$objects"/*.o $LIB_FUZZING_ENGINE \
       -Wl,--start-group "${absl_libs[@]}" -Wl,--end-group -pthread -o "$OUT/$target"

@@ -20,6 +20,12 @@
 
 namespace poolguard::fuzz {
 
+// The charge points run at every schedule point and op: inlined into their
+// callers and left out of libFuzzer's coverage, so that with the profile off
+// each is one load and one untraced branch (a traced comparison costs a call,
+// and the profile's branches say nothing about the pools).
+#define POOLGUARD_PROFILE_INLINE __attribute__((always_inline, no_sanitize("coverage"))) inline
+
 enum class ExecPhase : int {
   kDecode,    // bytes -> Schedule and Program
   kThreads,   // creating, starting and joining the run's OS threads
@@ -43,14 +49,14 @@ bool ExecProfileEnabled();
 // Charges the calling thread's time since its last charge to its current
 // phase, then makes `phase` current. The first call on a thread starts its
 // clock.
-inline void ChargeTo(ExecPhase phase) {
+POOLGUARD_PROFILE_INLINE void ChargeTo(ExecPhase phase) {
   if (exec_profile_internal::enabled.load(std::memory_order_relaxed)) {
     exec_profile_internal::Switch(phase);
   }
 }
 
 // The calling thread's current phase (kOther before its first charge).
-inline ExecPhase CurrentPhase() {
+POOLGUARD_PROFILE_INLINE ExecPhase CurrentPhase() {
   return exec_profile_internal::enabled.load(std::memory_order_relaxed)
              ? exec_profile_internal::Current()
              : ExecPhase::kOther;
@@ -64,7 +70,7 @@ inline constexpr int kMaxOpKinds = 32;
 namespace exec_profile_internal {
 void SwitchToOp(int kind, const char* name);
 }  // namespace exec_profile_internal
-inline void ChargeToOp(int kind, const char* name) {
+POOLGUARD_PROFILE_INLINE void ChargeToOp(int kind, const char* name) {
   if (exec_profile_internal::enabled.load(std::memory_order_relaxed)) {
     exec_profile_internal::SwitchToOp(kind, name);
   }
@@ -73,8 +79,10 @@ inline void ChargeToOp(int kind, const char* name) {
 // Charges `phase` for the scope, then goes back to the phase before it.
 class ScopedPhase {
  public:
-  explicit ScopedPhase(ExecPhase phase) : previous_(CurrentPhase()) { ChargeTo(phase); }
-  ~ScopedPhase() { ChargeTo(previous_); }
+  POOLGUARD_PROFILE_INLINE explicit ScopedPhase(ExecPhase phase) : previous_(CurrentPhase()) {
+    ChargeTo(phase);
+  }
+  POOLGUARD_PROFILE_INLINE ~ScopedPhase() { ChargeTo(previous_); }
   ScopedPhase(const ScopedPhase&) = delete;
   ScopedPhase& operator=(const ScopedPhase&) = delete;
 

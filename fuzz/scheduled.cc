@@ -38,10 +38,14 @@ constexpr size_t kCounters = sizeof(poolguard_interleaving_counters);
 constexpr uint32_t kOpBoundarySite = internal::SchedSiteId("op boundary", 0);
 constexpr uint32_t kThreadEndSite = internal::SchedSiteId("thread end", 0);
 
-// The scheduler's own code is left out of libFuzzer's coverage: its branches
-// say nothing about the pools (the interleaving feedback does that), and its
-// spin loops would cost a tracing call per iteration.
-#define POOLGUARD_NOT_COVERED __attribute__((no_sanitize("coverage")))
+// The scheduler's own code runs at every schedule point, and is left
+// uninstrumented: out of libFuzzer's coverage, as its branches say nothing
+// about the pools (the interleaving feedback does that) and its spin loops
+// would cost a tracing call per iteration; and unchecked by ASan, which
+// guards the pools' memory, not the scheduler's fixed arrays of atomics (its
+// checks and stack redzones were most of the time of a schedule point that
+// switches nothing: perf, 2026-12-04).
+#define POOLGUARD_SCHEDULER_CODE __attribute__((no_sanitize("coverage", "address")))
 
 // Waiting for a word to change. With the run on one CPU (OneCpu below), the
 // thread to run next can only run once this one stops: a few yields (which
@@ -53,17 +57,17 @@ constexpr uint32_t kThreadEndSite = internal::SchedSiteId("thread end", 0);
 constexpr int kSpinsOffOneCpu = 100;
 constexpr int kYieldsBeforeSleeping = 50;
 
-POOLGUARD_NOT_COVERED void FutexWait(std::atomic<uint32_t>& word, uint32_t value) {
+POOLGUARD_SCHEDULER_CODE void FutexWait(std::atomic<uint32_t>& word, uint32_t value) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, value, nullptr,
           nullptr, 0);
 }
 
-POOLGUARD_NOT_COVERED void FutexWakeAll(std::atomic<uint32_t>& word) {
+POOLGUARD_SCHEDULER_CODE void FutexWakeAll(std::atomic<uint32_t>& word) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr,
           nullptr, 0);
 }
 
-POOLGUARD_NOT_COVERED inline void CpuRelax() {
+POOLGUARD_SCHEDULER_CODE inline void CpuRelax() {
 #if defined(__x86_64__)
   __builtin_ia32_pause();
 #endif
@@ -73,8 +77,8 @@ POOLGUARD_NOT_COVERED inline void CpuRelax() {
 // pairs with SetAndWake()'s seq_cst store and load of `sleepers` (either the
 // waker sees this sleeper, or the sleeper sees the new value before it
 // sleeps).
-POOLGUARD_NOT_COVERED void WaitUntil(std::atomic<uint32_t>& word, uint32_t want,
-                                     std::atomic<uint32_t>& sleepers, int spins) {
+POOLGUARD_SCHEDULER_CODE void WaitUntil(std::atomic<uint32_t>& word, uint32_t want,
+                                        std::atomic<uint32_t>& sleepers, int spins) {
   for (int i = 0; i < spins; ++i) {
     if (word.load(std::memory_order_acquire) == want) return;
     CpuRelax();
@@ -97,8 +101,8 @@ POOLGUARD_NOT_COVERED void WaitUntil(std::atomic<uint32_t>& word, uint32_t want,
 
 // Stores `value` in `word` (release: what the caller did happens before the
 // waiter's acquire load) and wakes whoever sleeps on it.
-POOLGUARD_NOT_COVERED void SetAndWake(std::atomic<uint32_t>& word, uint32_t value,
-                                      std::atomic<uint32_t>& sleepers) {
+POOLGUARD_SCHEDULER_CODE void SetAndWake(std::atomic<uint32_t>& word, uint32_t value,
+                                         std::atomic<uint32_t>& sleepers) {
   word.store(value, std::memory_order_seq_cst);
   if (sleepers.load(std::memory_order_seq_cst) != 0) FutexWakeAll(word);
 }
@@ -148,10 +152,9 @@ bool FeedbackEnabled() {
 // the first instruction on, which means before poolguard's own fork handlers
 // run in the child (they take and release locks: schedule points). So this
 // handler is registered at start-up, before any pool exists, and child
-// handlers run in the order they were registered.
-std::atomic<bool> g_in_fork_child{false};
+// handlers run in the order they were registered. With the hook gone, no
+// schedule point of the child reaches the scheduler.
 void StopSchedulingInForkChild() {
-  g_in_fork_child.store(true, std::memory_order_relaxed);
 #if defined(POOLGUARD_SCHEDULE_POINTS)
   poolguard::internal::SetSchedPointHook(nullptr);
 #endif
@@ -202,6 +205,13 @@ class Scheduler {
     for (size_t t = 0; t < threads_; ++t) {
       priority_[t].store(schedule.priorities[t] + 1, std::memory_order_relaxed);
       last_site_[t].store(kOpBoundarySite, std::memory_order_relaxed);
+    }
+    for (const Schedule::ChangePoint& change : schedule.change_points) {
+      const size_t t = change.thread % threads_;
+      if (changes_of_[t] == Schedule::kMaxChangePoints) {
+        OracleFailure("harness", "more change points than a schedule holds (DecodeSchedule())");
+      }
+      changes_[t][changes_of_[t]++] = {change.kind, change.occurrence};
     }
     rng_.store(schedule.random_seed, std::memory_order_relaxed);
   }
@@ -294,12 +304,11 @@ class Scheduler {
     }
   }
 
-  POOLGUARD_NOT_COVERED static void Hook(poolguard::internal::SchedPoint point, uint32_t site) {
+  POOLGUARD_SCHEDULER_CODE static void Hook(poolguard::internal::SchedPoint point, uint32_t site) {
     static_assert(poolguard::internal::kSchedPointKinds == Schedule::kPoolPointKinds,
                   "Schedule::kPoolPointKinds must count the SchedPoint kinds");
     Scheduler* scheduler = tls_scheduler_;
-    // Not a controlled thread, or a fork child (where only one thread is).
-    if (scheduler == nullptr || g_in_fork_child.load(std::memory_order_relaxed)) return;
+    if (scheduler == nullptr) return;  // Not a controlled thread.
     scheduler->Step(static_cast<size_t>(tls_me_), static_cast<int>(point), site);
   }
 
@@ -395,7 +404,7 @@ class Scheduler {
   // One counter for a switch from a thread at site `from` to a thread that
   // resumes at site `to`: an input whose run switches at a new pair of sites
   // is kept by libFuzzer, even if it covers no new code.
-  POOLGUARD_NOT_COVERED static void Feedback(uint32_t from, uint32_t to) {
+  POOLGUARD_SCHEDULER_CODE static void Feedback(uint32_t from, uint32_t to) {
     if (!FeedbackEnabled()) return;
     uint32_t h = (from * 0x9e3779b1u) ^ (to + 0x7f4a7c15u + (from << 6) + (from >> 2));
     h ^= h >> 16;
@@ -406,7 +415,7 @@ class Scheduler {
 
   // One schedule point of thread `me`: count it, apply a change point, mark a
   // waiting thread, and hand over if another thread should run.
-  POOLGUARD_NOT_COVERED void Step(size_t me, int kind, uint32_t site) {
+  POOLGUARD_SCHEDULER_CODE void Step(size_t me, int kind, uint32_t site) {
     ScopedPhase phase(ExecPhase::kSchedule);
     const bool spin = kind == static_cast<int>(poolguard::internal::SchedPoint::kSpin);
     // Only the running thread counts (the hand-offs order it): a load and a
@@ -419,8 +428,8 @@ class Scheduler {
     const uint32_t nth_of_kind = Bump(point_counts_[me][kind]);
     const uint32_t nth_point = Bump(point_counts_[me][Schedule::kAnyPoint]);
     bool dropped = false;
-    for (const Schedule::ChangePoint& change : schedule_.change_points) {
-      if (change.thread % threads_ != me) continue;
+    for (size_t i = 0; i < changes_of_[me]; ++i) {
+      const ThreadChange& change = changes_[me][i];
       if ((change.kind == kind && change.occurrence == nth_of_kind) ||
           (change.kind == Schedule::kAnyPoint && change.occurrence == nth_point)) {
         DropBelowAll(me);
@@ -462,13 +471,13 @@ class Scheduler {
   }
 
   // Drop below every thread, including those dropped before.
-  POOLGUARD_NOT_COVERED void DropBelowAll(size_t me) {
+  POOLGUARD_SCHEDULER_CODE void DropBelowAll(size_t me) {
     priority_[me].store(lowest_.fetch_sub(1, std::memory_order_relaxed), std::memory_order_relaxed);
   }
 
   // splitmix64 over the schedule's seed: the same draws in every replay.
   // Only the running thread draws (relaxed: the hand-offs order the draws).
-  POOLGUARD_NOT_COVERED uint64_t NextRandom() {
+  POOLGUARD_SCHEDULER_CODE uint64_t NextRandom() {
     uint64_t state = rng_.load(std::memory_order_relaxed);
     const uint64_t draw = internal::SplitMix64(state);
     rng_.store(state, std::memory_order_relaxed);
@@ -478,44 +487,44 @@ class Scheduler {
   // Thread `me` (which runs) lets `next` (or, with kNone, nobody) run.
   // The release in SetAndWake(): the next thread sees everything this one
   // did (the hand-off's edge is hidden from TSan, not from the hardware).
-  POOLGUARD_NOT_COVERED void HandOver(size_t me, int next) {
+  POOLGUARD_SCHEDULER_CODE void HandOver(size_t me, int next) {
     turn_[me].store(0, std::memory_order_relaxed);  // Only `me` reads its own.
     current_.store(next, std::memory_order_relaxed);
     if (next != kNone) SetAndWake(turn_[next], 1, sleepers_[next]);
   }
 
-  POOLGUARD_NOT_COVERED void WaitForTurn(size_t me) {
+  POOLGUARD_SCHEDULER_CODE void WaitForTurn(size_t me) {
     HiddenFromTsan hidden;
     WaitForTurnLocked(me);
   }
 
-  POOLGUARD_NOT_COVERED void WaitForTurnLocked(size_t me) {
+  POOLGUARD_SCHEDULER_CODE void WaitForTurnLocked(size_t me) {
     // acquire (in WaitUntil): pairs with the release of the thread that
     // handed over.
     WaitUntil(turn_[me], 1, sleepers_[me], spins_);
   }
 
   // +1 on a counter only the running thread writes; returns the new value.
-  POOLGUARD_NOT_COVERED static uint32_t Bump(std::atomic<uint32_t>& counter) {
+  POOLGUARD_SCHEDULER_CODE static uint32_t Bump(std::atomic<uint32_t>& counter) {
     const uint32_t value = counter.load(std::memory_order_relaxed) + 1;
     counter.store(value, std::memory_order_relaxed);
     return value;
   }
 
-  POOLGUARD_NOT_COVERED void SetWaiting(size_t me) {
+  POOLGUARD_SCHEDULER_CODE void SetWaiting(size_t me) {
     if (waiting_[me].load(std::memory_order_relaxed)) return;
     waiting_[me].store(true, std::memory_order_relaxed);
     Bump(waiters_);
   }
 
-  POOLGUARD_NOT_COVERED void ClearWaiting() {
+  POOLGUARD_SCHEDULER_CODE void ClearWaiting() {
     if (waiters_.load(std::memory_order_relaxed) == 0) return;
     for (size_t t = 0; t < threads_; ++t) waiting_[t].store(false, std::memory_order_relaxed);
     waiters_.store(0, std::memory_order_relaxed);
   }
 
   // The highest-priority thread that has not finished and is not waiting.
-  POOLGUARD_NOT_COVERED int PickNext() const {
+  POOLGUARD_SCHEDULER_CODE int PickNext() const {
     int best = kNone;
     int best_priority = 0;
     for (size_t t = 0; t < threads_; ++t) {
@@ -534,6 +543,12 @@ class Scheduler {
 
   static thread_local Scheduler* tls_scheduler_;
   static thread_local int tls_me_;
+
+  // A change point of one thread (Schedule::ChangePoint without the thread).
+  struct ThreadChange {
+    int kind;
+    uint32_t occurrence;
+  };
 
   const Schedule& schedule_;
   World& world_;
@@ -563,6 +578,11 @@ class Scheduler {
   std::atomic<uint32_t> waiters_{0};
   // The site each thread last stopped at (where it resumes).
   std::atomic<uint32_t> last_site_[Program::kMaxThreads] = {};
+  // The schedule's change points, by thread: matched at every point, so
+  // plain arrays (set before any thread starts, then only read) rather than
+  // a walk over the schedule's vector.
+  ThreadChange changes_[Program::kMaxThreads][Schedule::kMaxChangePoints] = {};
+  size_t changes_of_[Program::kMaxThreads] = {};
   // Each slot's ops deferred to its ending OS thread's destructors; written
   // by that slot's own threads only.
   Deferred deferred_[Program::kMaxThreads] = {};

@@ -11,6 +11,7 @@ run it:
   python3 tools/project.py mutants       # one seeded bug per line
   python3 tools/project.py fuzz-targets  # every in-tree fuzz target's label
   python3 tools/project.py variant-defines _sched  # a build variant's defines
+  python3 tools/project.py harness-copts # extra options of the op interpreter and executors
 """
 
 import ast
@@ -122,7 +123,7 @@ def main(argv):
         print("\n".join(found[0]))
         return 0
     if len(argv) != 2 or argv[1] not in ("backends", "default-backend", "mutants",
-                                         "fuzz-targets"):
+                                         "fuzz-targets", "harness-copts"):
         print(__doc__.split("\n\n")[2], file=sys.stderr)
         return 2
     if argv[1] == "backends":
@@ -131,6 +132,8 @@ def main(argv):
         print(backends()[1])
     elif argv[1] == "mutants":
         print("\n".join(m["name"] for m in mutants()))
+    elif argv[1] == "harness-copts":
+        print("\n".join(lists()["HARNESS_COPTS"]))
     else:
         print("\n".join(in_tree_target(f, b).label for f in fuzzers() for b in backends()[0]))
     return 0
