@@ -735,12 +735,14 @@ void World::RunOpUsing(size_t thread, size_t index) {
       SetProcessByteLimit(SystemBytesInUse() + size_t{op.arg} * 4096);
       return;
     case OpKind::kFailMembarrier:
-      // Until the run ends (or for the whole process, when
-      // POOLGUARD_FAIL_MEMBARRIER says so already).
-      if (std::getenv("POOLGUARD_FAIL_MEMBARRIER") == nullptr &&
-          !failed_membarrier_.exchange(true, std::memory_order_relaxed)) {
-        SetSystemCallFailure(SystemCall::kMembarrier, EPERM, 1);
-      }
+      // Fails until the run ends or an op with arg 1 (nothing to do when
+      // POOLGUARD_FAIL_MEMBARRIER fails it for the whole process). Working
+      // again mid-run, tlcache leaves fenced mode at its next bind or drain
+      // (heavy_barrier.h) while the other threads may be binding and
+      // draining: that way back is code too.
+      if (std::getenv("POOLGUARD_FAIL_MEMBARRIER") != nullptr) return;
+      failed_membarrier_.store(true, std::memory_order_relaxed);
+      SetSystemCallFailure(SystemCall::kMembarrier, op.arg == 0 ? EPERM : 0, 1);
       return;
     case OpKind::kNumKinds:
       break;
@@ -915,12 +917,6 @@ void World::FinishRun() {
   // from the system).
   ClearSystemAllocFailures();
   SetProcessByteLimit(0);
-  // membarrier() works again: tlcache's next drain or bind goes back to
-  // unfenced windows (heavy_barrier.h), so the next run starts as this one
-  // did.
-  if (failed_membarrier_.load(std::memory_order_relaxed)) {
-    SetSystemCallFailure(SystemCall::kMembarrier, 0);
-  }
   // What is left in mailboxes goes back (after its stamp is checked).
   for (Mailbox& mailbox : mailboxes_) {
     if (mailbox.state.load(std::memory_order_acquire) != kFull) continue;
@@ -987,6 +983,13 @@ void World::FinishRun() {
   for (const auto& pool : shared_pools_) {
     pool->Flush();
     check_empty(*pool, "after the run and a flush");
+  }
+  // membarrier() works again, last: the checks above ran in the mode the run
+  // left (fenced, if it failed), and tlcache's next bind or drain, in the
+  // next run, goes back to unfenced windows (heavy_barrier.h) while that
+  // run's threads bind and drain, so the next run starts as this one did.
+  if (failed_membarrier_.load(std::memory_order_relaxed)) {
+    SetSystemCallFailure(SystemCall::kMembarrier, 0);
   }
 }
 

@@ -81,9 +81,10 @@ def free_n(thread, n):
     return op(thread, "free_n", BULK[n])
 
 
-def fail_membarrier(thread):
-    # Code 8 with an arg of 7 mod 8 (fuzz/op_program.cc, kFailMembarrierArg).
-    return op(thread, "fail_next", 7)
+def fail_membarrier(thread, works_again=False):
+    # Code 8 with an arg of 7 mod 8 (fuzz/op_program.cc, kFailMembarrierArg);
+    # arg / 8 % 2 == 1: membarrier() works again.
+    return op(thread, "fail_next", 15 if works_again else 7)
 
 
 def limit_bytes(thread, pages):
@@ -293,6 +294,20 @@ SEEDS = {
                                             op(0, "take", 0), alloc_n(1, SMALL, 16),
                                             free_n(0, 16), op(1, "gc"), free_n(1, 64),
                                             free_n(0, 64), op(0, "flush", SMALL)]),
+    # membarrier() fails and then works again mid-run: the flush's drain
+    # switches the process to fenced windows; once the failure ends, the
+    # next bind (thread 0's first call on TINY, or thread 1's) or drain
+    # leaves fenced mode, while the other caches stay fenced until a drain
+    # reopens them, and a drain of another pool (SMALL) checks them all.
+    # (Kept smaller than membarrier_fails_mid_run: libFuzzer runs a corpus
+    # smallest first, and this way back is taken at the process's first
+    # fenced switch.)
+    "membarrier_back_mid_run": program(2, [alloc_n(0, SMALL, 64), alloc_n(1, SMALL, 64),
+                                           fail_membarrier(0), op(0, "flush", SMALL),
+                                           fail_membarrier(0, works_again=True),
+                                           op(0, "alloc", TINY), op(1, "alloc", TINY),
+                                           op(0, "flush", SMALL), op(1, "flush", TINY),
+                                           free_n(0, 65), free_n(1, 65)]),
     # The memory limit reached mid-run, and kept: a cache that refilled and
     # then fills wants to grow and cannot (each refusal runs GcAll() first),
     # a full cache's first spill wants transfer-cache slots and cannot, and
@@ -390,6 +405,7 @@ def main():
             "release": op(0, "release"),
             "recycle_small": op(0, "recycle", SMALL),
             "fail_membarrier": fail_membarrier(0),
+            "membarrier_works_again": fail_membarrier(0, works_again=True),
             "limit_bytes_0": limit_bytes(0, 0),
         }
         for name, o in wholes.items():

@@ -160,7 +160,7 @@ Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed) {
                            : Op{kProcessWideKinds[arg % kProcessWideChoices],
                                 static_cast<uint8_t>(arg / kProcessWideChoices)};
     } else if (code == kFailCode && arg % 8 == kFailMembarrierArg) {
-      op = Op{OpKind::kFailMembarrier, 0};
+      op = Op{OpKind::kFailMembarrier, static_cast<uint8_t>(arg / 8 % 2)};
     } else if (code == kFailCode && arg % 8 == kLimitBytesArg) {
       op = Op{OpKind::kLimitBytes, static_cast<uint8_t>(arg / 8)};
     }
@@ -188,7 +188,7 @@ std::vector<uint8_t> EncodeProgram(const Program& program) {
         // 31 * 8 + 7 would be the fork's 255: args of 30 and below only.
         arg = static_cast<uint8_t>((op.arg % 31) * kProcessWideChoices + ProcessWideIndex(op.kind));
       } else if (op.kind == OpKind::kFailMembarrier) {
-        arg = kFailMembarrierArg;
+        arg = static_cast<uint8_t>((op.arg % 2) * 8 + kFailMembarrierArg);
       } else if (op.kind == OpKind::kLimitBytes) {
         arg = static_cast<uint8_t>((op.arg % 32) * 8 + kLimitBytesArg);
       }

@@ -27,8 +27,9 @@
 //                  call: fork if arg is 255, else chosen by arg % 8 (0-2
 //                  stats, 3-4 dump_pools, 5-6 release_caches, 7
 //                  recycle_pool; that op's arg is arg / 8); 15 alloc again (the commonest op gets
-//                  two codes). Code 8 with arg % 8 == 7 is fail_membarrier,
-//                  with arg % 8 == 6 limit_bytes (its arg is arg / 8); other
+//                  two codes). Code 8 with arg % 8 == 7 is fail_membarrier
+//                  (its arg is arg / 8 % 2), with arg % 8 == 6 limit_bytes
+//                  (its arg is arg / 8); other
 //                  args: fail_next_system_alloc, as in version 1.
 // Several fields can share the arg byte (create_pool: slot and shape;
 // give: held object and mailbox; alloc_n: pool and count), so no op needs a
@@ -74,8 +75,10 @@ enum class OpKind : uint8_t {
   kRecyclePool,          // destroy shared pool `arg` and create it again, if no thread
                          // holds or is using any of its objects (others may be mid-call
                          // on other pools, binding caches, exiting or forking)
-  kFailMembarrier,       // membarrier() fails from its next call until the run ends (tlcache's
-                         // drains then switch the process to fenced windows, and back after)
+  kFailMembarrier,       // arg 0: membarrier() fails from its next call until the run ends
+                         // or an arg 1 op (tlcache's drains then switch the process to
+                         // fenced windows); arg 1: it works again, and tlcache goes back to
+                         // unfenced windows while the other threads bind and drain
   kLimitBytes,           // until the run ends, the pools may hold from the system only what
                          // they hold now plus `arg` (0-31) * 4 KiB (pool/limits.h): refusals
                          // that last, as a server at its memory limit sees them
@@ -142,7 +145,8 @@ Program DecodeProgram(absl::Span<const uint8_t> bytes, size_t* consumed = nullpt
 
 // The inverse, for seed corpora and tests: DecodeProgram(EncodeProgram(p))
 // is p for every p whose process-wide ops have args below 31, whose forks
-// and fail_membarrier ops have 0, whose limit_bytes ops have args below 32,
+// ops have 0, whose fail_membarrier ops have 0 or 1, whose limit_bytes ops
+// have args below 32,
 // and whose fail_next_system_alloc ops have no arg of 6 or 7 mod 8
 // (RandomProgram's do).
 std::vector<uint8_t> EncodeProgram(const Program& program);

@@ -168,18 +168,24 @@ TEST(DecodeProgramTest, VersionOneInputsKeepTheirKinds) {
 }
 
 TEST(DecodeProgramTest, CodeEightWithAnArgOfSevenModEightFailsMembarrier) {
-  // Thread 0: fail_next with arg 7, 15 and 255 (all 7 mod 8), then 5 and 8.
-  const std::vector<uint8_t> bytes = {0, 0x08, 7, 0x08, 15, 0x08, 255, 0x08, 5, 0x08, 8};
+  // Thread 0: fail_next with arg 7, 15, 23 and 255 (all 7 mod 8), then 5 and
+  // 8. The arg is arg / 8 % 2: 1 makes membarrier() work again.
+  const std::vector<uint8_t> bytes = {0, 0x08, 7, 0x08, 15, 0x08, 23, 0x08, 255, 0x08, 5, 0x08, 8};
   const Program program = DecodeProgram(bytes);
-  ASSERT_EQ(program.threads[0].size(), 5u);
-  for (size_t i = 0; i < 3; ++i) {
+  ASSERT_EQ(program.threads[0].size(), 6u);
+  const uint8_t args[] = {0, 1, 0, 1};
+  for (size_t i = 0; i < 4; ++i) {
     EXPECT_EQ(program.threads[0][i].kind, OpKind::kFailMembarrier);
-    EXPECT_EQ(program.threads[0][i].arg, 0);
+    EXPECT_EQ(program.threads[0][i].arg, args[i]);
   }
-  EXPECT_EQ(program.threads[0][3].kind, OpKind::kFailNextSystemAlloc);
   EXPECT_EQ(program.threads[0][4].kind, OpKind::kFailNextSystemAlloc);
-  EXPECT_EQ(DecodeProgram(EncodeProgram(program)).threads[0].size(), 5u);
-  EXPECT_EQ(DecodeProgram(EncodeProgram(program)).threads[0][0].kind, OpKind::kFailMembarrier);
+  EXPECT_EQ(program.threads[0][5].kind, OpKind::kFailNextSystemAlloc);
+  const Program again = DecodeProgram(EncodeProgram(program));
+  ASSERT_EQ(again.threads[0].size(), 6u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(again.threads[0][i].kind, OpKind::kFailMembarrier);
+    EXPECT_EQ(again.threads[0][i].arg, args[i]);
+  }
 }
 
 TEST(DecodeProgramTest, CodeEightWithAnArgOfSixModEightLimitsBytes) {

@@ -267,6 +267,12 @@ def source_hash(root, mutant, backends, budget_s, seeds):
         for path in sorted((root / folder).glob("*")):
             if path.is_file() and path.suffix in (".cc", ".h", ".bzl", ""):
                 digest.update(path.read_bytes())
+    # What the fuzz runs start from: the checked-in corpora and the dictionary.
+    inputs = sorted((root / "fuzz" / "corpus").rglob("*")) + sorted((root / "fuzz").glob("*.dict"))
+    for path in inputs:
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
     # The build: the variants, the macros, and the configurations' flags.
     for name in ("variants.bzl", "defs.bzl", ".bazelrc"):
         digest.update((root / name).read_bytes())
