@@ -81,6 +81,20 @@ def replay(binary, artifact, times, expected_oracle):
     return same
 
 
+def sequential_corpus(corpus, dest):
+    """The inputs of a scheduled corpus whose schedule preempts nothing (no
+    change point, no random preemption: fuzz/schedule.h, the mode byte after
+    the priorities), copied into dest."""
+    if not dest.exists():
+        dest.mkdir(parents=True)
+        for path in sorted(corpus.iterdir()):
+            data = path.read_bytes()
+            mode = data[4] if len(data) > 4 else 0
+            if mode < 128 and mode % 4 == 0:
+                shutil.copy2(path, dest / path.name)
+    return dest
+
+
 def feedback_comparison(rows):
     """The feedback experiment's table (markdown), or "" when none ran."""
     arms = {}
@@ -91,8 +105,9 @@ def feedback_comparison(rows):
         return ""
     out = ["", "## Interleaving feedback", "",
            "The same binary with the scheduled executor's interleaving feedback on and off "
-           "(POOLGUARD_INTERLEAVING_FEEDBACK=0). Medians over every run, a miss counted as the "
-           "whole budget.", "",
+           "(POOLGUARD_INTERLEAVING_FEEDBACK=0), both from the seed programs without "
+           "preemptions (their sequential schedules only). Medians over every run, a miss "
+           "counted as the whole budget.", "",
            "| subject | detected on | detected off | median s on | median s off | on / off |",
            "|---|---|---|---|---|---|"]
     for (subject, _), on, off in pairs:
@@ -145,7 +160,11 @@ def main():
         if m.get("feedback_experiment"):
             # The same binary with the interleaving feedback off
             # (fuzz/scheduled.cc): how much the feedback buys on a bug that
-            # needs preemptions placed just so.
+            # needs preemptions placed just so. Both arms start from the seed
+            # programs without preemptions (sequential_corpus()): a seed whose
+            # schedule already places them finds the bug in its replay, where
+            # no feedback takes part.
+            subjects[-1]["sequential"] = True
             subjects.append(dict(subjects[-1], feedback="off"))
     extra = []
     for text in [t for t in (args.targets or "").split(",") if t]:
@@ -193,6 +212,12 @@ def main():
         s["build_cmd"] = built[name] = " ".join(build_cmd)
 
     target_kind = lambda s: fuzzers[s["fuzz"].fuzzer]["corpus"]
+
+    def corpus_of(s):
+        corpus = project.ROOT / "fuzz/corpus" / target_kind(s)
+        return sequential_corpus(corpus, out / "sequential-corpus") if s.get("sequential") \
+            else corpus
+
     futures = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for s in subjects:
@@ -200,7 +225,7 @@ def main():
                 arm = "" if s["feedback"] == "on" else "-nofeedback"
                 run_dir = out / "runs" / f"{s['subject']}-{s['target']}{arm}" / f"seed{seed}"
                 futures[pool.submit(run_one, s["binary"], run_dir, seed, args.budget_s,
-                                    project.ROOT / "fuzz/corpus" / target_kind(s),
+                                    corpus_of(s),
                                     project.ROOT / "fuzz/pool_fuzzer.dict", s["env"])] = s
         for future in concurrent.futures.as_completed(futures):
             s = futures[future]
