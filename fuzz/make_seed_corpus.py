@@ -162,6 +162,15 @@ SEEDS = {
                                  [alloc_n(0, SMALL, 100)] +
                                  [give(0, i, i % 4) for i in range(4)] +
                                  [op(1, "take", i) for i in range(4)] + [free_n(1, 7)]),
+    # A consumer whose first call on a pool is a free (objects a producer
+    # allocated, taken from the mailboxes): it binds its cache by freeing,
+    # while a third thread flushes the pool again and again.
+    "consumer_binds_by_free": program(3, [x for i in range(4) for x in
+                                          (op(0, "alloc", SMALL), give(0, 0, i))] +
+                                      [x for i in range(4) for x in
+                                       (op(1, "take", i), op(1, "free", 0))] +
+                                      [op(2, "flush", SMALL) for _ in range(4)] +
+                                      [alloc_n(0, SMALL, 16), free_n(0, 16)]),
     # Objects handed back and forth between three threads, one gc'ing.
     "hand_offs_three_ways": program(3, [op(0, "alloc", TINY), give(0, 0, 1),
                                         op(1, "take", 1), give(1, 0, 2), op(2, "take", 2),
@@ -261,13 +270,14 @@ SEEDS = {
                                             op(1, "alloc", SMALL), op(1, "free", 0),
                                             op(2, "alloc", ALIGNED), op(2, "fork"),
                                             op(2, "free", 0), op(2, "recycle", ALIGNED)]),
-    # Two threads overflow their caches of a fresh pool at the same moment:
-    # the transfer cache's slots asked for by both, then filled and emptied
-    # by both at once.
-    "simultaneous_spills": program(2, [alloc_n(0, SMALL, 129), alloc_n(1, SMALL, 129),
-                                       free_n(0, 129), free_n(1, 129),
-                                       alloc_n(0, SMALL, 200), alloc_n(1, SMALL, 200),
-                                       free_n(1, 200), free_n(0, 200), op(0, "flush", SMALL)]),
+    # Three threads (every thread index the scheduled variant has) overflow
+    # their caches of a fresh pool at the same moment: the transfer cache's
+    # slots asked for by all of them, then filled and emptied by all at once.
+    "simultaneous_spills": program(3, [alloc_n(0, SMALL, 129), alloc_n(1, SMALL, 129),
+                                       alloc_n(2, SMALL, 129), free_n(0, 129), free_n(1, 129),
+                                       free_n(2, 129), alloc_n(0, SMALL, 200),
+                                       alloc_n(1, SMALL, 200), free_n(1, 200), free_n(0, 200),
+                                       op(0, "flush", SMALL)]),
     # The system refuses the memory a thread's first give-back asks for (the
     # transfer cache's slots): the halves go to the shared list instead.
     "give_back_refused": program(2, [alloc_n(0, SMALL, 129), op(0, "fail_next"),
