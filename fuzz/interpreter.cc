@@ -341,16 +341,22 @@ bool World::AllocOne(size_t thread, Pool* pool) {
                                  "injected failure; ",
                                  Where(thread)));
     }
-    if (!RanAlone(ops_before)) return false;
+    // What the program held, read before RanAlone()'s last look: that look
+    // then also says no op began since the call did, so the counts read
+    // here are those of the call. (Read after it, another thread's free
+    // that began meanwhile can lower them below the limit the call met.)
     const size_t held = HeldOf(thread, pool_index);
+    if (!RanAlone(ops_before)) return false;
     if (held < pool->max_objects()) {
+      const PoolStats stats = pool->Stats();
       OracleFailure(
           "refused_alloc",
           absl::StrCat("Alloc() on pool '", pool->name(), "' (max_objects ", pool->max_objects(),
                        ") returned nullptr while the program held ", held,
                        " of its objects and no other op was in flight, with no "
                        "byte limit and no injected failure: a free object somewhere, or "
-                       "room for a new one; ",
+                       "room for a new one (the pool now says allocated ",
+                       stats.allocated, ", used ", stats.used, ", free ", stats.free, "); ",
                        Where(thread)));
     }
     return false;
