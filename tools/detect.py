@@ -81,17 +81,24 @@ def replay(binary, artifact, times, expected_oracle):
     return same
 
 
+# fuzz/schedule.h: a scheduled input starts with one priority byte per thread
+# (Program::kMaxThreads of them), then the mode byte: below 128, its value % 4
+# change points follow; from 128 on, random preemption.
+SCHEDULE_MODE_BYTE = 4
+
+
 def sequential_corpus(corpus, dest):
     """The inputs of a scheduled corpus whose schedule preempts nothing (no
-    change point, no random preemption: fuzz/schedule.h, the mode byte after
-    the priorities), copied into dest."""
-    if not dest.exists():
-        dest.mkdir(parents=True)
-        for path in sorted(corpus.iterdir()):
-            data = path.read_bytes()
-            mode = data[4] if len(data) > 4 else 0
-            if mode < 128 and mode % 4 == 0:
-                shutil.copy2(path, dest / path.name)
+    change point, no random preemption), copied into dest, made anew (an
+    earlier run's copy in the same --out may be of another corpus)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for path in sorted(corpus.iterdir()):
+        data = path.read_bytes()
+        mode = data[SCHEDULE_MODE_BYTE] if len(data) > SCHEDULE_MODE_BYTE else 0
+        if mode < 128 and mode % 4 == 0:
+            shutil.copy2(path, dest / path.name)
     return dest
 
 
@@ -213,10 +220,16 @@ def main():
 
     target_kind = lambda s: fuzzers[s["fuzz"].fuzzer]["corpus"]
 
+    sequential = None  # made once, for every arm that asks for it
+
     def corpus_of(s):
+        nonlocal sequential
         corpus = project.ROOT / "fuzz/corpus" / target_kind(s)
-        return sequential_corpus(corpus, out / "sequential-corpus") if s.get("sequential") \
-            else corpus
+        if not s.get("sequential"):
+            return corpus
+        if sequential is None:
+            sequential = sequential_corpus(corpus, out / "sequential-corpus")
+        return sequential
 
     futures = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:

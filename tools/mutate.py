@@ -47,6 +47,7 @@ and per file).
 import argparse
 import concurrent.futures
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -260,6 +261,19 @@ def backends_of(rel, backends):
     return users or backends[:1]
 
 
+@functools.lru_cache(maxsize=None)
+def inputs_digest(root):
+    """What the fuzz runs start from, the checked-in corpora and the
+    dictionary, hashed once per run of the tool (the same for every mutant)."""
+    digest = hashlib.sha256()
+    inputs = sorted((root / "fuzz" / "corpus").rglob("*")) + sorted((root / "fuzz").glob("*.dict"))
+    for path in inputs:
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.digest()
+
+
 def source_hash(root, mutant, backends, budget_s, seeds):
     digest = hashlib.sha256(f"{mutant.id}|{budget_s}|{seeds}|{mutant.diff()}".encode())
     digest.update(",".join(backends).encode())
@@ -267,12 +281,7 @@ def source_hash(root, mutant, backends, budget_s, seeds):
         for path in sorted((root / folder).glob("*")):
             if path.is_file() and path.suffix in (".cc", ".h", ".bzl", ""):
                 digest.update(path.read_bytes())
-    # What the fuzz runs start from: the checked-in corpora and the dictionary.
-    inputs = sorted((root / "fuzz" / "corpus").rglob("*")) + sorted((root / "fuzz").glob("*.dict"))
-    for path in inputs:
-        if path.is_file():
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+    digest.update(inputs_digest(root))
     # The build: the variants, the macros, and the configurations' flags.
     for name in ("variants.bzl", "defs.bzl", ".bazelrc"):
         digest.update((root / name).read_bytes())
