@@ -152,6 +152,7 @@ def _harness_libraries(name):
                     _l("//fuzz:hidden_from_tsan"),
                     _l("//fuzz:op_program"),
                     _l("//fuzz:schedule"),
+                    _l("//fuzz:store_buffers"),
                     _l("//pool:splitmix64"),
                 ] + _absl(),
                 visibility = ["//visibility:public"],

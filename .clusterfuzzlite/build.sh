@@ -77,7 +77,7 @@ for backend in $backends; do
     case "$fuzzer" in
       scheduled)
         mapfile -t defines < <(python3 tools/project.py variant-defines _sched | sed 's/^/-D/')
-        support=(fuzz/exec_profile.cc fuzz/op_program.cc fuzz/schedule.cc)
+        support=(fuzz/exec_profile.cc fuzz/op_program.cc fuzz/schedule.cc fuzz/store_buffers.cc)
         harness=(fuzz/interpreter.cc fuzz/scheduled.cc) ;;
       free_running)
         mapfile -t defines < <(python3 tools/project.py variant-defines _fuzz | sed 's/^/-D/')

@@ -10,6 +10,7 @@ Schedule DecodeSchedule(absl::Span<const uint8_t> bytes) {
   size_t pos = 0;
   for (uint8_t& priority : schedule.priorities) priority = byte(pos++);
   const uint8_t mode = byte(pos++);
+  schedule.store_buffers = (mode & Schedule::kStoreBuffersBit) != 0;
   if (mode >= 128) {
     schedule.random_preemption_odds = 2u << ((mode >> 2) % 8);
     for (size_t i = 0; i < Schedule::kMaxChangePoints * 2; ++i) {
@@ -34,9 +35,11 @@ void MutateScheduleHeader(absl::Span<uint8_t> header, uint64_t seed) {
   constexpr size_t kMode = Program::kMaxThreads;
   constexpr size_t kPoints = kMode + 1;  // two bytes per change point, or the seed
   uint8_t& mode = header[kMode];
-  const uint64_t what = next() % 16;
+  const uint64_t what = next() % 17;
   if (what == 0) {  // the other mode
     mode ^= 0x80;
+  } else if (what == 16) {  // store buffers on or off
+    mode ^= Schedule::kStoreBuffersBit;
   } else if (what == 1) {  // one priority
     header[next() % Program::kMaxThreads] = static_cast<uint8_t>(next());
   } else if (mode >= 128) {

@@ -21,7 +21,8 @@ struct Schedule {
   // {thread (bits 0-1) and point kind (bits 2-7), occurrence}. The mode
   // byte: below 128, its value % 4 is how many change points follow; from
   // 128 on, random preemption (below) at odds 2 << ((byte >> 2) % 8), seeded
-  // by the six change-point bytes.
+  // by the six change-point bytes. In either mode, bit 6 of the mode byte
+  // (kStoreBuffersBit) turns on store buffers (below).
   static constexpr size_t kEncodedSize = Program::kMaxThreads + 1 + kMaxChangePoints * 2;
 
   // Kinds of schedule points a change point can name: the pool's own
@@ -55,6 +56,15 @@ struct Schedule {
   // one-byte occurrence can name, and several at once.
   uint32_t random_preemption_odds = 0;
   uint64_t random_seed = 0;
+  // Store buffers (fuzz/store_buffers.h, pool/atomic.h): x86's total store
+  // order instead of sequential consistency. A thread's plain stores stay
+  // invisible to the other threads until it drains: at a locked instruction,
+  // a seq_cst store or fence, a process-wide barrier, when it resumes after
+  // a switch or waits in a spin loop, and at the end of each op. Shows the
+  // bugs of a missing fence or barrier (a Dekker handshake's store-buffering
+  // window) that no interleaving can.
+  bool store_buffers = false;
+  static constexpr uint8_t kStoreBuffersBit = 0x40;
   // More schedule points than this in one run is a hang (livelock), plus
   // kStepsPerObject for every object the program may allocate (see
   // RunScheduled()): what a run may take grows with what it allocates.
@@ -69,7 +79,8 @@ Schedule DecodeSchedule(absl::Span<const uint8_t> bytes);
 // Changes the schedule that `header` (the first kEncodedSize bytes of an
 // input) encodes, a small step chosen by `seed`: a new random-preemption seed
 // or odds, a change point's occurrence nudged or its thread or kind changed,
-// one change point more or less, a priority, or the other mode. The program
+// one change point more or less, a priority, the other mode, or store
+// buffers on or off. The program
 // after the header is untouched, so a fuzzer's corpus entry gets tried under
 // other interleavings, which byte-level mutations, spread over the whole
 // input, seldom do. Same seed, same change.

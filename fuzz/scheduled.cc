@@ -16,6 +16,8 @@
 #include "fuzz/exec_profile.h"
 #include "fuzz/hidden_from_tsan.h"
 #include "fuzz/interpreter.h"
+#include "fuzz/store_buffers.h"
+#include "pool/atomic.h"
 #include "pool/sched_point.h"
 #include "pool/splitmix64.h"
 
@@ -157,6 +159,9 @@ bool FeedbackEnabled() {
 void StopSchedulingInForkChild() {
 #if defined(POOLGUARD_SCHEDULE_POINTS)
   poolguard::internal::SetSchedPointHook(nullptr);
+  // The child's memory is what the parent's was, every buffered store in it:
+  // as if every thread had drained just before the fork.
+  poolguard::internal::SetMemoryModel(nullptr);
 #endif
 }
 [[maybe_unused]] const bool g_fork_handler_installed = [] {
@@ -196,12 +201,15 @@ class Scheduler {
  public:
   // `on_one_cpu`: every thread of the run shares one CPU (OneCpu), so a
   // waiting thread does not spin.
-  Scheduler(const Schedule& schedule, World& world, uint64_t step_budget, bool on_one_cpu)
+  // `buffers`: the run's store buffers, or nullptr (sequential consistency).
+  Scheduler(const Schedule& schedule, World& world, uint64_t step_budget, bool on_one_cpu,
+            StoreBuffers* buffers)
       : schedule_(schedule),
         world_(world),
         threads_(world.num_threads()),
         step_budget_(step_budget),
-        spins_(on_one_cpu ? 0 : kSpinsOffOneCpu) {
+        spins_(on_one_cpu ? 0 : kSpinsOffOneCpu),
+        buffers_(buffers) {
     for (size_t t = 0; t < threads_; ++t) {
       priority_[t].store(schedule.priorities[t] + 1, std::memory_order_relaxed);
       last_site_[t].store(kOpBoundarySite, std::memory_order_relaxed);
@@ -254,6 +262,8 @@ class Scheduler {
       });
       StopClock();
       incarnation.join();
+      // A thread's exit is a full barrier (the kernel's, and the join's).
+      Drain(me);
       ChargeTo(ExecPhase::kOps);
       // The incarnation ended holding the baton (current_ == me): the carrier
       // has it now. Its exit is over: quiescent points can be again.
@@ -270,6 +280,7 @@ class Scheduler {
     // (no lock taken by a thread no scheduler runs, which a scheduled thread
     // could wait for and be called hung).
     ReleaseThreadCaches();
+    Drain(me);  // before the join-like step below, a locked instruction
     in_op_.fetch_sub(1, std::memory_order_relaxed);
     // acq_rel, and visible to TSan (not a hidden hand-off): like a join, it
     // orders every finished thread's ops before the final checks, which read
@@ -312,6 +323,41 @@ class Scheduler {
     scheduler->Step(static_cast<size_t>(tls_me_), static_cast<int>(point), site);
   }
 
+#if defined(POOLGUARD_SCHEDULE_POINTS)
+  // The memory model's entry points (pool/atomic.h) for this run's store
+  // buffers. A thread the scheduler does not control (the oracle's own
+  // calls, with tls_scheduler_ cleared; threads outside the run) runs when
+  // every buffer is empty (quiescent points, before and after the run), so
+  // its accesses need no model.
+  POOLGUARD_SCHEDULER_CODE static StoreBuffers* ModelOfThisThread() {
+    Scheduler* scheduler = tls_scheduler_;
+    return scheduler == nullptr ? nullptr : scheduler->buffers_;
+  }
+  POOLGUARD_SCHEDULER_CODE static void ModelStore(const void* address, size_t size,
+                                                  uint64_t old_bits) {
+    if (StoreBuffers* buffers = ModelOfThisThread()) {
+      buffers->Store(static_cast<size_t>(tls_me_), address, size, old_bits);
+    }
+  }
+  POOLGUARD_SCHEDULER_CODE static bool ModelLoad(const void* address, size_t size, uint64_t* bits) {
+    StoreBuffers* buffers = ModelOfThisThread();
+    return buffers != nullptr && buffers->Load(static_cast<size_t>(tls_me_), address, size, bits);
+  }
+  POOLGUARD_SCHEDULER_CODE static void ModelLocked(const void* address, size_t size) {
+    if (StoreBuffers* buffers = ModelOfThisThread()) {
+      buffers->Locked(static_cast<size_t>(tls_me_), address, size);
+    }
+  }
+  POOLGUARD_SCHEDULER_CODE static void ModelFence() {
+    if (StoreBuffers* buffers = ModelOfThisThread()) buffers->Drain(static_cast<size_t>(tls_me_));
+  }
+  POOLGUARD_SCHEDULER_CODE static void ModelProcessBarrier() {
+    if (StoreBuffers* buffers = ModelOfThisThread()) buffers->DrainAll();
+  }
+  static constexpr internal::MemoryModel kMemoryModel = {&ModelStore, &ModelLoad, &ModelLocked,
+                                                         &ModelFence, &ModelProcessBarrier};
+#endif
+
   // A deferred segment, run from a destructor of the ending OS thread.
   void RunDeferred(const Deferred& deferred) {
     RunDestructorOps(deferred.last_round,
@@ -338,6 +384,10 @@ class Scheduler {
       const OpKind kind = world_.op(me, i).kind;
       ChargeToOp(static_cast<int>(kind), OpKindName(kind).data());
       world_.RunOp(me, i);
+      // The op's end: the World's books and the scheduler's counters that
+      // follow are locked instructions on x86 (and the other threads'
+      // oracles read them to know the op is over).
+      Drain(me);
       ChargeToOp(-1, nullptr);
       in_op_.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -447,18 +497,31 @@ class Scheduler {
     // can make another thread the next. Otherwise it runs on, with the same
     // choice PickNext() would make (so replay is unchanged), without the walk
     // over every thread.
+    // A waiting thread's buffer drains (on hardware, in a bounded time). A
+    // thread marked waiting may have seen an older value that a drain since
+    // (this one, or any other thread's) made visible: that is progress.
+    if (spin) Drain(me);
+    const bool drained_since = DrainedSinceLastStep();
     if (!dropped && !spin && waiters_.load(std::memory_order_relaxed) == 0) return;
     if (spin) {
+      if (drained_since) ClearWaiting();
       SetWaiting(me);
     } else {
       ClearWaiting();  // Progress: waiters may find what they wait for.
     }
     const int next = PickNext();
     if (next == kNone) {
+      std::string threads;
+      for (size_t t = 0; t < threads_; ++t) {
+        absl::StrAppend(&threads, " t", t,
+                        finished_[t].load(std::memory_order_relaxed) ? " finished" : " waiting");
+        if (buffers_ != nullptr)
+          absl::StrAppend(&threads, " (", buffers_->buffered(t), " buffered)");
+      }
       OracleFailure("hang", absl::StrCat("no runnable thread: every live thread is "
                                          "waiting for another (deadlock or a "
                                          "leaked lock), at step ",
-                                         step));
+                                         step, ":", threads));
     }
     if (next == static_cast<int>(me)) return;
     last_site_[me].store(site, std::memory_order_relaxed);
@@ -468,6 +531,21 @@ class Scheduler {
     HandOver(me, next);
     WaitForTurnLocked(me);
     HandOffEnd();
+    // Resumed: what it stored before the switch reaches memory now, after
+    // the threads that ran meanwhile did not see it.
+    Drain(me);
+  }
+
+  POOLGUARD_SCHEDULER_CODE bool Drain(size_t me) {
+    return buffers_ != nullptr && buffers_->Drain(me);
+  }
+
+  POOLGUARD_SCHEDULER_CODE bool DrainedSinceLastStep() {
+    if (buffers_ == nullptr) return false;
+    const uint64_t drains = buffers_->drains();
+    if (drains == drains_seen_.load(std::memory_order_relaxed)) return false;
+    drains_seen_.store(drains, std::memory_order_relaxed);
+    return true;
   }
 
   // Drop below every thread, including those dropped before.
@@ -555,6 +633,8 @@ class Scheduler {
   const size_t threads_;
   const uint64_t step_budget_;
   const int spins_;  // before yielding, in WaitUntil()
+  StoreBuffers* const buffers_;
+  std::atomic<uint64_t> drains_seen_{0};  // buffers_->drains() at the last Step()
   // The thread that runs (kNone: none, the run is over), and each thread's
   // futex word: 1 while it is its turn. Written by the thread that hands
   // over.
@@ -604,6 +684,7 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
                     change.occurrence, " of kind ", change.kind, ")");
   }
   if (schedule.change_points.empty()) absl::StrAppend(&context, " none");
+  if (schedule.store_buffers) absl::StrAppend(&context, "; store buffers (x86-TSO)");
   if (schedule.random_preemption_odds != 0) {
     absl::StrAppend(&context, "; random preemption at odds 1/", schedule.random_preemption_odds,
                     ", seed ", schedule.random_seed);
@@ -616,9 +697,12 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
     // schedule points (alloc, free, the levels of the pool, a flush).
     const uint64_t step_budget =
         schedule.step_budget + uint64_t{Schedule::kStepsPerObject} * MaxObjectsAllocated(program);
-    Scheduler scheduler(schedule, world, step_budget, one_cpu.pinned());
+    StoreBuffers buffers;
+    Scheduler scheduler(schedule, world, step_budget, one_cpu.pinned(),
+                        schedule.store_buffers ? &buffers : nullptr);
 #if defined(POOLGUARD_SCHEDULE_POINTS)
     poolguard::internal::SetSchedPointHook(&Scheduler::Hook);
+    if (schedule.store_buffers) poolguard::internal::SetMemoryModel(&Scheduler::kMemoryModel);
 #endif
     std::vector<std::thread> threads;
     threads.reserve(world.num_threads());
@@ -632,6 +716,7 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
     ChargeTo(ExecPhase::kOther);
 #if defined(POOLGUARD_SCHEDULE_POINTS)
     poolguard::internal::SetSchedPointHook(nullptr);
+    poolguard::internal::SetMemoryModel(nullptr);
 #endif
   }
   // The last thread ran World::FinishRun(); with no thread at all, run it here.

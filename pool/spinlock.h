@@ -21,6 +21,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
+#include "pool/atomic.h"
 #include "pool/sched_point.h"
 
 namespace poolguard::internal {
@@ -91,7 +92,7 @@ class ABSL_LOCKABLE SpinLock {
     } while (locked_.exchange(true, std::memory_order_acquire));
   }
 
-  std::atomic<bool> locked_{false};
+  Atomic<bool> locked_{false};
 };
 
 class ABSL_SCOPED_LOCKABLE SpinLockHolder {

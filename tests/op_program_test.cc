@@ -54,12 +54,22 @@ TEST(DecodeScheduleTest, ModeBytesPickChangePointsOrRandomPreemption) {
   EXPECT_TRUE(schedule.change_points.empty());
   EXPECT_EQ(schedule.random_preemption_odds, 16u);
   EXPECT_EQ(schedule.random_seed, 0x010203040506u);
+  EXPECT_FALSE(schedule.store_buffers);
+  // Bit 6 turns store buffers on, in either mode, and changes nothing else.
+  schedule =
+      DecodeSchedule(std::vector<uint8_t>{3, 2, 1, 0, 0x40 | 128 | 3 << 2, 1, 2, 3, 4, 5, 6});
+  EXPECT_TRUE(schedule.store_buffers);
+  EXPECT_EQ(schedule.random_preemption_odds, 16u);
+  schedule = DecodeSchedule(std::vector<uint8_t>{3, 2, 1, 0, 0x40 | 2, 0x09, 4, 0x2c, 0});
+  EXPECT_TRUE(schedule.store_buffers);
+  EXPECT_EQ(schedule.change_points.size(), 2u);
 }
 
 // Whether two schedules take different interleavings of the same program.
 bool SameSchedule(const Schedule& a, const Schedule& b) {
   if (a.priorities != b.priorities || a.random_preemption_odds != b.random_preemption_odds ||
-      a.random_seed != b.random_seed || a.change_points.size() != b.change_points.size()) {
+      a.random_seed != b.random_seed || a.store_buffers != b.store_buffers ||
+      a.change_points.size() != b.change_points.size()) {
     return false;
   }
   for (size_t i = 0; i < a.change_points.size(); ++i) {
@@ -75,6 +85,7 @@ TEST(MutateScheduleHeaderTest, ChangesTheScheduleAloneAndReachesEveryPart) {
   const std::vector<uint8_t> change_points = {1, 3, 0, 2, 2, 0x09, 4, 0x2c, 6, 0, 0, 0x33, 0x44};
   bool mode_switched = false, odds_changed = false, seed_changed = false;
   bool occurrence_changed = false, count_changed = false, point_changed = false;
+  bool buffers_switched = false;
   for (const auto& original : {random_mode, change_points}) {
     const Schedule before = DecodeSchedule(original);
     int different = 0;
@@ -91,6 +102,7 @@ TEST(MutateScheduleHeaderTest, ChangesTheScheduleAloneAndReachesEveryPart) {
       const Schedule after = DecodeSchedule(bytes);
       if (!SameSchedule(before, after)) ++different;
       mode_switched |= (before.random_preemption_odds == 0) != (after.random_preemption_odds == 0);
+      buffers_switched |= before.store_buffers != after.store_buffers;
       if (before.random_preemption_odds != 0 && after.random_preemption_odds != 0) {
         odds_changed |= before.random_preemption_odds != after.random_preemption_odds;
         seed_changed |= before.random_seed != after.random_seed;
@@ -112,6 +124,7 @@ TEST(MutateScheduleHeaderTest, ChangesTheScheduleAloneAndReachesEveryPart) {
     EXPECT_GT(different, 300);
   }
   EXPECT_TRUE(mode_switched);
+  EXPECT_TRUE(buffers_switched);
   EXPECT_TRUE(odds_changed);
   EXPECT_TRUE(seed_changed);
   EXPECT_TRUE(count_changed);

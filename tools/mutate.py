@@ -78,6 +78,7 @@ SCORED_OUT = {"did_not_build", "equivalent", "unreachable", "not_run"}
 SHARED_WRITE = re.compile(
     r"\.(store|fetch_add|fetch_sub|fetch_or|fetch_and|exchange|compare_exchange_strong|"
     r"compare_exchange_weak)\(|__atomic_(store|exchange|fetch_\w+|compare_exchange)\w*\(|"
+    r"\bAtomic(StoreN|ExchangeN|CompareExchangeN)\(|"
     r"\b(Lock|Unlock|LockForFork|UnlockAfterFork)\(\)|\bReleaseToSystem\(|\bWriteLink\(|"
     r"\bEndClaim\(|\bPushChain\w*\(|\bPush\(|\bTakeBack\w*\(|\bFreeCaches\(|\bmemcpy\(|"
     r"\bstd::copy\(|\bUnlink\(|\bFreeIndex\(|(\+\+|--)\w+_\b|\b\w+_(\[[^]]*\])? (=|\+=|-=) |"
@@ -89,8 +90,9 @@ SHARED_WRITE = re.compile(
 DECLARATION = re.compile(r"^\s*((static|inline|const|constexpr|mutable)\s+)*[\w:]+(<[^;]*>)?"
                          r"[\s*&]+\w+( = [^;]+| ?\{[^;]*\})?;\s*$")
 LOCK_HOLDER = re.compile(r"\b(SpinLockHolder|Holder) \w+\(")
-SHARED_READ = re.compile(r"\.load\(|__atomic_load|\bReadLink\(")
+SHARED_READ = re.compile(r"\.load\(|__atomic_load|\bAtomicLoadN\(|\bReadLink\(")
 BARRIER = re.compile(r"\batomic_signal_fence\(|\batomic_thread_fence\(|__atomic_thread_fence\(|"
+                     r"\bThreadFence\(|"
                      r"\bBarrier\(\)|\bFallbackBarrier\(\)|\bHeavyBarrier\(\)")
 COMPARISONS = {" == ": " != ", " != ": " == ", " < ": " <= ", " <= ": " < ", " > ": " >= ",
                " >= ": " > "}
@@ -119,12 +121,12 @@ def code_part(line):
 
 
 def access_kind(code):
-    if re.search(r"fence\(", code):
+    if re.search(r"[Ff]ence\(", code):
         return "fence"
     if re.search(r"\.(fetch_\w+|exchange|compare_exchange_\w+)\(|__atomic_(fetch|exchange|"
-                 r"compare)", code):
+                 r"compare)|\bAtomic(ExchangeN|CompareExchangeN)\(", code):
         return "rmw"
-    if re.search(r"\.load\(|__atomic_load", code):
+    if re.search(r"\.load\(|__atomic_load|\bAtomicLoadN\(", code):
         return "load"
     return "store"
 
@@ -195,7 +197,11 @@ def generate(root, files):
             if i in skipped:
                 continue
             code = code_part(line)
-            if not code.strip() or "SCHED_POINT" in code:
+            # Schedule points and the memory model's notifications
+            # (pool/atomic.h) are the harness's instrumentation, not pool
+            # logic: no production build has them.
+            if not code.strip() or "SCHED_POINT" in code or \
+                    re.search(r"\b(ProcessWideBarrierDone|BeforeLockedInstruction)\(", code):
                 continue
             indent = line[:len(line) - len(line.lstrip())]
             add = lambda op, new: mutants.append(Mutant(rel, i + 1, op, [line], new))

@@ -1,5 +1,6 @@
 #include "backends/common/shared_free_list.h"
 
+#include "pool/atomic.h"
 #include "pool/sched_point.h"
 #include "pool/spinlock.h"
 
@@ -61,8 +62,8 @@ void* SharedFreeList::TakeAllToRelease() {
     if (head.ptr == nullptr) return nullptr;
     POOLGUARD_SCHED_POINT(kCas);
     void* expected = head.ptr;
-    if (__atomic_compare_exchange_n(&head_.ptr, &expected, nullptr, false, __ATOMIC_ACQUIRE,
-                                    __ATOMIC_RELAXED)) {
+    if (AtomicCompareExchangeN(&head_.ptr, &expected, nullptr, false, __ATOMIC_ACQUIRE,
+                               __ATOMIC_RELAXED)) {
       break;
     }
     head = LoadUnclaimedHead();
@@ -96,7 +97,7 @@ void* SharedFreeList::TakeAllToRelease() {
 void SharedFreeList::LockForFork() {
   fork_first_ = Claim();
   // relaxed: the claim's acquire made the last tag visible.
-  fork_tag_ = __atomic_load_n(&head_.tag, __ATOMIC_RELAXED);
+  fork_tag_ = AtomicLoadN(&head_.tag, __ATOMIC_RELAXED);
 }
 
 void SharedFreeList::UnlockAfterFork() { EndClaim(fork_first_, fork_tag_); }
@@ -104,7 +105,7 @@ void SharedFreeList::UnlockAfterFork() { EndClaim(fork_first_, fork_tag_); }
 SharedFreeList::Counts SharedFreeList::counts() const {
   // One 8-byte load: the counts change together with the list, so this
   // snapshot is consistent. relaxed: nothing else is read through it.
-  const uint64_t tag = __atomic_load_n(&head_.tag, __ATOMIC_RELAXED);
+  const uint64_t tag = AtomicLoadN(&head_.tag, __ATOMIC_RELAXED);
   return Counts{AllocatedOf(tag), FreeOf(tag)};
 }
 

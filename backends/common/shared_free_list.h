@@ -62,6 +62,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/config.h"
 #include "absl/base/optimization.h"
+#include "pool/atomic.h"
 #include "pool/sched_point.h"
 #include "pool/system_memory.h"
 
@@ -185,8 +186,8 @@ inline SharedFreeList::Head SharedFreeList::LoadHead() const {
   // the head was that value, however the guess was made. Reading tag first,
   // as HAProxy does, makes a torn pair more likely to fail early.
   Head head;
-  head.tag = __atomic_load_n(&head_.tag, __ATOMIC_RELAXED);
-  head.ptr = __atomic_load_n(&head_.ptr, __ATOMIC_RELAXED);
+  head.tag = AtomicLoadN(&head_.tag, __ATOMIC_RELAXED);
+  head.ptr = AtomicLoadN(&head_.ptr, __ATOMIC_RELAXED);
   return head;
 }
 
@@ -198,6 +199,7 @@ inline SharedFreeList::Head SharedFreeList::LoadUnclaimedHead() const {
 
 inline bool SharedFreeList::CasHead(Head& expected, Head desired, int success_order) {
   POOLGUARD_SCHED_POINT(kCas);
+  BeforeLockedInstruction(&head_, sizeof(head_));
 #if defined(__GCC_HAVE_SYNC_COMPARE_AND_SWAP_16)
   // -mcx16 (always so under TSan): the builtin, which TSan instruments.
   // Failure is relaxed: the returned value is again only a guess for a retry.
@@ -253,7 +255,7 @@ inline void* SharedFreeList::Claim() {
     // store sees every store that preceded it in that store's thread, and
     // (transitively, through the locked steps that chain the pushes) in
     // every thread whose pushes came before.
-    void* first = __atomic_exchange_n(&head_.ptr, kBusy, __ATOMIC_ACQUIRE);
+    void* first = AtomicExchangeN(&head_.ptr, kBusy, __ATOMIC_ACQUIRE);
     if (ABSL_PREDICT_TRUE(first != kBusy)) return first;
     // Another thread holds a claim; exchanging kBusy for kBusy changed
     // nothing. Wait for its end with plain loads (more exchanges would take
@@ -272,8 +274,8 @@ inline void SharedFreeList::EndClaim(void* first, uint64_t tag) {
   // and the chain of links below `first` to the next claimer (whether its
   // claim is the 8-byte exchange or, under TSan, the 16-byte CAS: on x86 the
   // ordering is TSO's, as the comment in Claim() says).
-  __atomic_store_n(&head_.tag, tag, __ATOMIC_RELAXED);
-  __atomic_store_n(&head_.ptr, first, __ATOMIC_RELEASE);
+  AtomicStoreN(&head_.tag, tag, __ATOMIC_RELAXED);
+  AtomicStoreN(&head_.ptr, first, __ATOMIC_RELEASE);
 }
 
 inline size_t SharedFreeList::ClaimAndPop(void** out, size_t want, size_t keep,
@@ -283,7 +285,7 @@ inline size_t SharedFreeList::ClaimAndPop(void** out, size_t want, size_t keep,
   // Flush() and Gc() release objects, after taking them off the list.
   // relaxed: the claim's acquire made the last tag visible, and it cannot
   // change under us.
-  const uint64_t tag = __atomic_load_n(&head_.tag, __ATOMIC_RELAXED);
+  const uint64_t tag = AtomicLoadN(&head_.tag, __ATOMIC_RELAXED);
   if (ABSL_PREDICT_FALSE(object == nullptr)) {
 #if defined(POOLGUARD_MUTANT_EMPTY_PATH_KEEPS_LOCK)
     // SEEDED BUG (fuzz/mutants/README.md), after HAProxy 1c7c0d6b9: the pop

@@ -34,6 +34,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
+#include "pool/atomic.h"
 #include "pool/layout.h"
 #include "pool/pool_types.h"
 #include "pool/spinlock.h"
@@ -227,7 +228,7 @@ class BasicLockedBackend {
   size_t free_ ABSL_GUARDED_BY(lock_) = 0;
   size_t allocated_ ABSL_GUARDED_BY(lock_) = 0;
   // Written without the lock on the failure paths; relaxed, a statistic.
-  std::atomic<size_t> failed_{0};
+  Atomic<size_t> failed_{0};
 };
 
 using LockedBackend = BasicLockedBackend<SpinLock>;

@@ -26,6 +26,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "backends/common/shared_free_list.h"
+#include "pool/atomic.h"
 #include "pool/layout.h"
 #include "pool/pool_types.h"
 #include "pool/system_memory.h"
@@ -78,7 +79,7 @@ class LocklessBackend {
   SharedFreeList list_;
 
   // Alloc() calls that returned nullptr. relaxed: a statistic.
-  alignas(64) std::atomic<size_t> failed_{0};
+  alignas(64) Atomic<size_t> failed_{0};
 };
 
 }  // namespace poolguard::internal

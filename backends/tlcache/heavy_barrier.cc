@@ -12,6 +12,7 @@
 
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
+#include "pool/atomic.h"
 #include "pool/failure_injection.h"
 #include "pool/sched_point.h"
 
@@ -27,11 +28,11 @@ enum Mode : int {
 // Written only by the (serialized) first chooser and by a drainer under the
 // cache registry lock; read by owners and drainers. relaxed: see
 // OwnersMustFence().
-ABSL_CONST_INIT std::atomic<int> g_mode{kUnchosen};
-ABSL_CONST_INIT std::atomic<uint64_t> g_fallback_barriers{0};
+ABSL_CONST_INIT Atomic<int> g_mode{kUnchosen};
+ABSL_CONST_INIT Atomic<uint64_t> g_fallback_barriers{0};
 // The error of the membarrier() call that failed, for FallbackBarrier()'s
 // message.
-ABSL_CONST_INIT std::atomic<int> g_last_error{0};
+ABSL_CONST_INIT Atomic<int> g_last_error{0};
 
 // Set with kFencedMode when the failure that caused the switch was injected
 // (SetSystemCallFailure()), not the kernel's: once the injection is off, the
@@ -39,7 +40,7 @@ ABSL_CONST_INIT std::atomic<int> g_last_error{0};
 // test or a fuzz run can make membarrier() fail without fencing every run
 // after it. A real failure is for good. relaxed: written and read with
 // g_mode, under the same serialization.
-ABSL_CONST_INIT std::atomic<bool> g_fenced_by_injection{false};
+ABSL_CONST_INIT Atomic<bool> g_fenced_by_injection{false};
 
 // membarrier(cmd), or the injected failure; returns 0 or an errno value, and
 // says in *injected which of the two failed.
@@ -50,7 +51,12 @@ int Membarrier(int cmd, bool* injected) {
     return error;
   }
   // (A real failure cannot be caused on demand; the injected one stands in.)
-  return syscall(__NR_membarrier, cmd, 0, 0) == 0 ? 0 : errno;  // coverage-exempt: see above
+  const long result = syscall(__NR_membarrier, cmd, 0, 0);
+  const int error = result == 0 ? 0 : errno;  // coverage-exempt: see above
+  // A barrier that worked: every thread of the process ran a full barrier
+  // (and does so in the scheduled fuzz variant's memory model: pool/atomic.h).
+  if (error == 0 && cmd == MEMBARRIER_CMD_PRIVATE_EXPEDITED) ProcessWideBarrierDone();
+  return error;
 }
 
 int ChooseMode() {
@@ -128,6 +134,7 @@ int MprotectBarrier() {
   *static_cast<volatile char*>(page) = 1;
   if (mprotect(page, size, PROT_READ) != 0) return errno;
   // coverage-exempt-end
+  ProcessWideBarrierDone();  // as after membarrier() (HeavyBarrier())
   g_fallback_barriers.fetch_add(1, std::memory_order_relaxed);
   return 0;
 }
@@ -141,7 +148,7 @@ bool InFencedMode() { return g_mode.load(std::memory_order_relaxed) == kFencedMo
 HeavyBarrierResult HeavyBarrier() {
   // seq_cst: the drainer's own side of the Dekker pattern; in fenced mode it
   // pairs with the owners' fences and is all that is needed.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  ThreadFence(std::memory_order_seq_cst);
   if (Mode() == kFencedMode) return HeavyBarrierResult::kDone;
   POOLGUARD_SCHED_POINT(kFence);
   bool injected = false;
@@ -165,7 +172,7 @@ HeavyBarrierResult HeavyBarrier() {
 
 void FallbackBarrier() {
   POOLGUARD_SCHED_POINT(kFence);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  ThreadFence(std::memory_order_seq_cst);
   const int error = MprotectBarrier();
   // coverage-exempt-begin: no barrier at all is fatal (see MprotectBarrier()).
   if (error != 0) {

@@ -8,6 +8,7 @@
 #include <new>
 
 #include "backends/tlcache/heavy_barrier.h"
+#include "pool/atomic.h"
 #include "pool/system_memory.h"
 
 namespace poolguard::internal {
@@ -185,7 +186,7 @@ bool OpenFencedWindow(ThreadCache& cache) {
   // The owner's half of a fenced Dekker pattern: busy = 1 (already stored),
   // full fence, load open. Pairs with the drainer's fence in HeavyBarrier().
   POOLGUARD_SCHED_POINT(kFence);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  ThreadFence(std::memory_order_seq_cst);
   POOLGUARD_SCHED_POINT(kLoadHead);
   // acquire: as in OpenWindow().
   return cache.open.load(std::memory_order_acquire) != kCacheClosed;

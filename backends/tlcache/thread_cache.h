@@ -59,6 +59,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/base/thread_annotations.h"
+#include "pool/atomic.h"
 #include "pool/sched_point.h"
 #include "pool/spinlock.h"
 
@@ -89,15 +90,15 @@ inline constexpr uint32_t kMaxCacheThreads = 256;
 // touches one line of the cache, not two.
 struct ThreadCache {
   // 1 while the owner is inside a window. Written by the owner only.
-  std::atomic<uint32_t> busy;
+  Atomic<uint32_t> busy;
   // kCacheClosed / kCacheOpen / kCacheOpenFenced. Written under the
   // registry lock only; read by the owner in its windows.
-  std::atomic<uint32_t> open;
+  Atomic<uint32_t> open;
   // Objects in objects()[0, count). Written by whoever owns the contents (the
   // owner inside a window, a drainer between close and reopen); read by
   // Stats() under the registry lock: atomic (relaxed) only so that such reads
   // are not races.
-  std::atomic<uint32_t> count;
+  Atomic<uint32_t> count;
   // How many objects the cache holds before it gives half back: at most
   // `slots`. Same owners as count (plain: only they read it).
   uint32_t capacity;
@@ -267,7 +268,7 @@ class CacheSet {
   // registry lock. (A std::array: builds with libstdc++'s assertions, the
   // scheduled fuzz variant's among them, check every index; UBSan checks
   // none of an array of class type.)
-  std::array<std::atomic<ThreadCache*>, kMaxCacheThreads> by_thread_;
+  std::array<Atomic<ThreadCache*>, kMaxCacheThreads> by_thread_;
   // Every live set, for the fork handlers and the switch to fenced windows;
   // under the registry lock.
   CacheSet* prev_set_ = nullptr;

@@ -52,6 +52,7 @@
 #include "backends/common/shared_free_list.h"
 #include "backends/tlcache/thread_cache.h"
 #include "backends/tlcache/transfer_cache.h"
+#include "pool/atomic.h"
 #include "pool/layout.h"
 #include "pool/pool_types.h"
 #include "pool/sched_point.h"
@@ -198,7 +199,7 @@ class TlcacheBackend final : public CacheSet {
   // the counts of the pool.
   SharedFreeList list_;
   // Alloc() calls that returned nullptr. relaxed: a statistic.
-  alignas(64) std::atomic<size_t> failed_{0};
+  alignas(64) Atomic<size_t> failed_{0};
   alignas(64) TransferCache transfer_;
 };
 

@@ -17,6 +17,7 @@
 #include <cstddef>
 
 #include "absl/base/thread_annotations.h"
+#include "pool/atomic.h"
 #include "pool/spinlock.h"
 
 namespace poolguard::internal {
@@ -74,13 +75,13 @@ class TransferCache {
   SpinLock lock_;
   // Objects in slots_[0, count_). Written under lock_; read without it
   // (relaxed) as a hint for whether taking the lock can help, and by Stats().
-  std::atomic<size_t> count_{0};
+  Atomic<size_t> count_{0};
   const size_t capacity_;
   // capacity_ pointers, or nullptr until Reserve(). Set once, under lock_;
   // read under lock_ by Give()/Take()/TakeAll(), relaxed as a hint outside.
-  std::atomic<void**> slots_{nullptr};
+  Atomic<void**> slots_{nullptr};
   // Set by the first Reserve() that asked the system (it asks only once).
-  std::atomic<bool> reserve_tried_{false};
+  Atomic<bool> reserve_tried_{false};
 };
 
 }  // namespace poolguard::internal
