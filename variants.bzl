@@ -184,6 +184,14 @@ MUTANTS = [
         "feedback_experiment": True,
         "summary": "a drainer waits for idle owners before closing their caches",
     },
+    {
+        "name": "drain_skips_heavy_barrier",
+        "backend": "tlcache",
+        "target": "scheduled_fuzzer",
+        "config": "asan-fuzz",
+        "expect": "asan",
+        "summary": "the drainer reads the owners' busy flags with no barrier after closing",
+    },
 ]
 
 # The fuzz targets every backend gets, and how the tools run each one.

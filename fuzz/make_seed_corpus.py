@@ -329,10 +329,12 @@ SEEDS = {
                                         free_n(1, 129), free_n(0, 64), op(0, "gc")]),
 }
 
-# Schedules: plain priorities; one change point; two. A change point is
+# Schedules: plain priorities; one change point; two; random preemption;
+# each of these under store buffers. A change point is
 # {thread | kind << 2, occurrence - 1}; kinds: 0-10 pool points
 # (pool/sched_point.h), 11 = before an op, 12 = any point (fuzz/schedule.h).
-READ_NEXT, CAS = 1, 2
+LOAD_HEAD, READ_NEXT, CAS, LOCK = 0, 1, 2, 4
+STORE_BUFFERS = 0x40  # Schedule::kStoreBuffersBit
 POOL_POINT_KINDS = 11
 OP_BOUNDARY = POOL_POINT_KINDS
 ANY_POINT = POOL_POINT_KINDS + 1
@@ -373,7 +375,51 @@ SCHEDULES = [
     # 1/32, each with its own seed in the six bytes that follow.
     bytes([3, 2, 1, 0, 128 | 2 << 2]) + bytes([0x5e, 0xed, 0x00, 0x00, 0x00, 0x01]),
     bytes([1, 3, 0, 2, 128 | 4 << 2]) + bytes([0x5e, 0xed, 0x00, 0x00, 0x00, 0x02]),
+] + [
+    # Store buffers (bit 6 of the mode byte, fuzz/schedule.h): thread 1
+    # preempted at its first load of a shared word (a cache's owner between
+    # opening its window and reading whether it is open) and at its first
+    # read of a link (inside a window), its stores still buffered while the
+    # others run; thread 0 at its first CAS and thread 1 at its first lock,
+    # the last points before a locked instruction drains what they stored;
+    # and random preemption at odds 1/8 with the buffers on.
+    bytes([1, 3, 0, 2, STORE_BUFFERS | 1]) + change(1, LOAD_HEAD, 1) + bytes(4),
+    bytes([1, 3, 0, 2, STORE_BUFFERS | 1]) + change(1, READ_NEXT, 1) + bytes(4),
+    bytes([3, 2, 1, 0, STORE_BUFFERS | 1]) + change(0, CAS, 1) + bytes(4),
+    bytes([1, 3, 0, 2, STORE_BUFFERS | 1]) + change(1, LOCK, 1) + bytes(4),
+    bytes([3, 2, 1, 0, STORE_BUFFERS | 128 | 2 << 2]) + bytes([0x5e, 0xed, 0x00, 0x00, 0x00, 0x03]),
 ]
+
+
+# Seeds of the scheduled target with a schedule of their own.
+SCHEDULED_ONLY = {
+    # The process's first drain runs while membarrier() fails, with the other
+    # thread inside a window and its stores buffered (store buffers on,
+    # thread 1 preempted at its first read of a cached object). Whether a
+    # process is in fenced mode is process-wide state that a backend may set
+    # for good, and a drain that takes the wrong branch once can make every
+    # later one safe; so this input is kept the smallest of the corpus, which
+    # libFuzzer runs first (smallest first).
+    "first_drain_under_failing_membarrier":
+        bytes([1, 3, 0, 2, STORE_BUFFERS | 1]) + change(1, READ_NEXT, 1) + bytes(4) +
+        program(2, [op(1, "alloc", SMALL), op(1, "free", 0), op(1, "alloc", SMALL),
+                    fail_membarrier(0), op(0, "flush", SMALL)]),
+    # A drain in fenced mode (membarrier() failed: owners fence their
+    # windows, the drainer fences after closing) while the owner of a filled
+    # cache of that pool is about to allocate: thread 1 fills its TINY cache
+    # and binds SMALL, then yields before its 4th op; thread 0's flush of
+    # SMALL switches the process to fenced windows, and its flush of TINY
+    # is preempted at its first CAS (the last point before a locked
+    # instruction drains its stores) after closing the cache and finding it
+    # idle. With store buffers, the owner's window then sees the cache open
+    # unless the drainer's fence made the close visible.
+    "fenced_drain_beside_a_window":
+        bytes([1, 3, 0, 2, STORE_BUFFERS | 2]) + change(1, OP_BOUNDARY, 4) + change(0, CAS, 1) +
+        bytes(2) +
+        program(2, [op(1, "alloc", TINY), op(1, "free", 0), op(1, "alloc", SMALL),
+                    op(1, "free", 0), fail_membarrier(0), op(0, "flush", SMALL),
+                    op(0, "flush", TINY), op(1, "alloc", TINY), op(1, "free", 0)]),
+}
 
 
 def main():
@@ -386,6 +432,8 @@ def main():
         (HERE / "corpus/free_running" / name).write_bytes(data)
         for i, schedule in enumerate(SCHEDULES):
             (HERE / "corpus/scheduled" / f"{name}_s{i}").write_bytes(schedule + data)
+    for name, data in SCHEDULED_ONLY.items():
+        (HERE / "corpus/scheduled" / name).write_bytes(data)
     with open(HERE / "pool_fuzzer.dict", "w") as out:
         out.write("# libFuzzer dictionary for the pool fuzzers: op head bytes,\n"
                   "# (thread << 4) | code (fuzz/op_program.h), and whole ops.\n"

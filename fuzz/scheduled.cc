@@ -150,6 +150,17 @@ bool FeedbackEnabled() {
   return enabled;
 }
 
+// POOLGUARD_STORE_BUFFERS=0 in the environment runs every schedule without
+// store buffers, whatever its mode byte says: the control arm of an
+// experiment on what the model finds.
+bool StoreBuffersEnabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("POOLGUARD_STORE_BUFFERS");
+    return value == nullptr || std::string_view(value) != "0";
+  }();
+  return enabled;
+}
+
 // In a fork child only the forking thread exists: no scheduling at all from
 // the first instruction on, which means before poolguard's own fork handlers
 // run in the child (they take and release locks: schedule points). So this
@@ -684,7 +695,8 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
                     change.occurrence, " of kind ", change.kind, ")");
   }
   if (schedule.change_points.empty()) absl::StrAppend(&context, " none");
-  if (schedule.store_buffers) absl::StrAppend(&context, "; store buffers (x86-TSO)");
+  const bool store_buffers = schedule.store_buffers && StoreBuffersEnabled();
+  if (store_buffers) absl::StrAppend(&context, "; store buffers (x86-TSO)");
   if (schedule.random_preemption_odds != 0) {
     absl::StrAppend(&context, "; random preemption at odds 1/", schedule.random_preemption_odds,
                     ", seed ", schedule.random_seed);
@@ -699,10 +711,10 @@ void RunScheduled(const Program& program, const Schedule& schedule) {
         schedule.step_budget + uint64_t{Schedule::kStepsPerObject} * MaxObjectsAllocated(program);
     StoreBuffers buffers;
     Scheduler scheduler(schedule, world, step_budget, one_cpu.pinned(),
-                        schedule.store_buffers ? &buffers : nullptr);
+                        store_buffers ? &buffers : nullptr);
 #if defined(POOLGUARD_SCHEDULE_POINTS)
     poolguard::internal::SetSchedPointHook(&Scheduler::Hook);
-    if (schedule.store_buffers) poolguard::internal::SetMemoryModel(&Scheduler::kMemoryModel);
+    if (store_buffers) poolguard::internal::SetMemoryModel(&Scheduler::kMemoryModel);
 #endif
     std::vector<std::thread> threads;
     threads.reserve(world.num_threads());

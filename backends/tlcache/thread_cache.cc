@@ -63,6 +63,16 @@ struct CacheRegistryAccess {
   }
 
   static void BarrierOrSwitch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(cache_registry_lock) {
+#if defined(POOLGUARD_MUTANT_DRAIN_SKIPS_HEAVY_BARRIER)
+    // SEEDED BUG (fuzz/mutants/README.md): in membarrier mode the drainer
+    // goes from closing the caches to reading the owners' busy flags with no
+    // barrier between: its stores of `open` may still sit in its store
+    // buffer while it loads, and an owner's busy = 1 in the owner's (Dekker
+    // without the fence). Every interleaving of the two sides is correct;
+    // only the scheduled executor's store buffers show it.
+    static_assert(POOLGUARD_FUZZ_BUILD_ENABLED, "mutants exist only in fuzz builds");
+    if (!InFencedMode()) return;
+#endif
     if (HeavyBarrier() == HeavyBarrierResult::kDone) return;
     for (CacheSet* set = first_set; set != nullptr; set = set->next_set_) {
       for (uint32_t i = 1; i < next_fresh; ++i) {
