@@ -508,6 +508,10 @@ class Scheduler {
     // can make another thread the next. Otherwise it runs on, with the same
     // choice PickNext() would make (so replay is unchanged), without the walk
     // over every thread.
+    // Memory about to go back to the system: the thread drains first, so
+    // that no entry of its own outlives the memory it names (another
+    // thread's new object there would read it as a stale value).
+    if (kind == static_cast<int>(poolguard::internal::SchedPoint::kReleaseSystem)) Drain(me);
     // A waiting thread's buffer drains (on hardware, in a bounded time). A
     // thread marked waiting may have seen an older value that a drain since
     // (this one, or any other thread's) made visible: that is progress.

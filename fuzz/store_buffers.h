@@ -13,6 +13,14 @@
 // store or a locked instruction on a location drains every other thread with
 // an entry for it first: any drain at any time is a behavior TSO allows).
 //
+// Memory freed while an entry names it: the scheduler drains a thread at
+// each of its releases to the system (the pools' memory goes back through
+// pool/system_memory.h), so the thread's own entries never outlive it; and
+// in a correct backend no other thread's can name it then (a thread frees
+// what another stored to only after seeing a later store of that thread,
+// and entries drain oldest first). Memory a backend frees some other way is
+// not covered.
+//
 // Called only by the thread the scheduler runs (the hand-offs order the
 // calls); fields are relaxed atomics so that TSan, which does not see the
 // hand-offs, sees no race in the model itself.
