@@ -60,7 +60,8 @@ struct Schedule {
   // order instead of sequential consistency. A thread's plain stores stay
   // invisible to the other threads until it drains: at a locked instruction,
   // a seq_cst store or fence, a process-wide barrier, when it resumes after
-  // a switch or waits in a spin loop, and at the end of each op. Shows the
+  // a switch or waits in a spin loop, before it releases memory to the
+  // system, and at the end of each op. Shows the
   // bugs of a missing fence or barrier (a Dekker handshake's store-buffering
   // window) that no interleaving can.
   bool store_buffers = false;
