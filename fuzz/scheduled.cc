@@ -142,11 +142,14 @@ class OneCpu {
   bool pinned_ = false;
 };
 
+// An on/off switch in the environment: on unless set to "0".
+bool EnvSwitchOn(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr || std::string_view(value) != "0";
+}
+
 bool FeedbackEnabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("POOLGUARD_INTERLEAVING_FEEDBACK");
-    return value == nullptr || std::string_view(value) != "0";
-  }();
+  static const bool enabled = EnvSwitchOn("POOLGUARD_INTERLEAVING_FEEDBACK");
   return enabled;
 }
 
@@ -154,10 +157,7 @@ bool FeedbackEnabled() {
 // store buffers, whatever its mode byte says: the control arm of an
 // experiment on what the model finds.
 bool StoreBuffersEnabled() {
-  static const bool enabled = [] {
-    const char* value = std::getenv("POOLGUARD_STORE_BUFFERS");
-    return value == nullptr || std::string_view(value) != "0";
-  }();
+  static const bool enabled = EnvSwitchOn("POOLGUARD_STORE_BUFFERS");
   return enabled;
 }
 
